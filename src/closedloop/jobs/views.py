@@ -1,0 +1,1 @@
+"""Views (to be written)."""

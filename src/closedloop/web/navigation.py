@@ -1,0 +1,34 @@
+"""Navigation that apps plug into: an app's AppConfig lists ``nav_items``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.urls import NoReverseMatch, reverse
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    url_name: str
+    icon: str = ""
+    order: int = 100
+    admin_only: bool = False
+
+
+def nav_items(membership: object | None) -> list[dict[str, str]]:
+    items: list[NavItem] = []
+    for config in apps.get_app_configs():
+        items.extend(getattr(config, "nav_items", ()))
+    is_admin = bool(membership is not None and getattr(membership, "is_admin", False))
+    result = []
+    for item in sorted(items, key=lambda i: i.order):
+        if item.admin_only and not is_admin:
+            continue
+        try:
+            url = reverse(item.url_name)
+        except NoReverseMatch:
+            continue
+        result.append({"label": str(item.label), "url": url, "icon": item.icon})
+    return result
