@@ -3,12 +3,9 @@ of A; Charlie is an admin of another account B and must never see anything of A.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pytest
-
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "True")
 
 from closedloop.core.testing.factories import (  # noqa: E402
     PASSWORD,

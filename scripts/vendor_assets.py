@@ -6,6 +6,7 @@ are not committed (they come from the npm lockfile).
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = ROOT / "node_modules"
 TARGET = ROOT / "src" / "closedloop" / "web" / "static_vendor" / "vendor"
+
+SOURCE_MAP = re.compile(r"^\s*(//|/\*)# sourceMappingURL=.*$", re.MULTILINE)
 
 FILES = {
     "bootstrap/dist/css/bootstrap.min.css": "bootstrap/bootstrap.min.css",
@@ -40,7 +43,13 @@ def main() -> int:
     for src, dest in FILES.items():
         target = TARGET / dest
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(MODULES / src, target)
+        if target.suffix in {".js", ".css"}:
+            # the source maps are not shipped; a dangling reference breaks collectstatic
+            text = (MODULES / src).read_text(encoding="utf-8")
+            text = SOURCE_MAP.sub("", text)
+            target.write_text(text, encoding="utf-8")
+        else:
+            shutil.copy2(MODULES / src, target)
     print(f"copied {len(FILES)} front-end files into {TARGET.relative_to(ROOT)}")
     return 0
 

@@ -16,6 +16,18 @@ app = Celery("closedloop")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
+@app.on_after_configure.connect
+def _fit_transport_options(sender: Celery, **_: Any) -> None:
+    """kombu's SQLAlchemy transport hands every transport option to ``create_engine``,
+    which rejects ``polling_interval``; keep it only for brokers that understand it."""
+    if not str(sender.conf.broker_url or "").startswith("sqla+"):
+        return
+    options = dict(sender.conf.broker_transport_options or {})
+    if options.pop("polling_interval", None) is not None:
+        sender.conf.broker_transport_options = options
+
+
 _stop = threading.Event()
 
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from closedloop.config import ConfigError, Env
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+TESTING = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test")
 env = Env()
 
 try:
@@ -45,7 +46,9 @@ try:
         "CELERY_BROKER_URL", "", "Overrides the broker chosen from REDIS_URL."
     )
     CELERY_TASK_ALWAYS_EAGER = env.bool(
-        "CELERY_TASK_ALWAYS_EAGER", False, "Run tasks inside the calling process (tests only)."
+        "CELERY_TASK_ALWAYS_EAGER",
+        TESTING,
+        "Run tasks inside the calling process (default on only under the test runner).",
     )
     TIME_ZONE = env.str("TIME_ZONE", "UTC", "Default time zone of new accounts and of the server.")
     LANGUAGE_CODE = env.choice(
@@ -93,7 +96,6 @@ try:
 except ConfigError as exc:
     raise ImproperlyConfigured(str(exc)) from None
 
-TESTING = "pytest" in sys.modules or (len(sys.argv) > 1 and sys.argv[1] == "test")
 
 if not SECRET_KEY:
     if not DEBUG and not TESTING:
@@ -242,8 +244,6 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
-if CELERY_BROKER_URL.startswith("sqla+"):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.5}
 
 if EMAIL_HOST:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

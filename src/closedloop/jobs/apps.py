@@ -8,7 +8,7 @@ class JobsConfig(AppConfig):
     name = "closedloop.jobs"
     label = "jobs"
     verbose_name = _("Jobs")
-    nav_items = [NavItem(_("Jobs"), "jobs:list", "hourglass-split", 70)]
+    nav_items = [NavItem(_("Jobs"), "jobs:list", "hourglass-split", 70)]  # type: ignore[arg-type]
 
     def ready(self) -> None:
         # Register the job kinds defined here in every process (web, shell, worker),

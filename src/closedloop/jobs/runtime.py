@@ -85,7 +85,9 @@ class JobContext:
     def check_cancelled(self) -> None:
         with scopes_disabled():
             requested = (
-                Job.objects.filter(pk=self.job.pk).values_list("cancel_requested", flat=True).first()
+                Job.objects.filter(pk=self.job.pk)
+                .values_list("cancel_requested", flat=True)
+                .first()
             )
         if requested:
             raise JobCancelled()
@@ -125,7 +127,9 @@ def enqueue_job(
             kind=kind,
             title=title or kind,
             params=params or {},
-            created_by=created_by if created_by is None or getattr(created_by, "pk", None) else None,
+            created_by=created_by
+            if created_by is None or getattr(created_by, "pk", None)
+            else None,
         )
     if not run_now:
         from closedloop.jobs.tasks import run_job
@@ -140,7 +144,9 @@ def cancel_job(job: Job) -> Job:
     with scopes_disabled():
         if job.status == JobStatus.QUEUED:
             Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-                status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
+                status=JobStatus.CANCELLED,
+                cancel_requested=True,
+                finished_at=timezone.now(),
                 message="Cancelled before it started.",
             )
         elif job.status == JobStatus.RUNNING:

@@ -34,9 +34,7 @@ def visible_jobs(membership: Membership) -> QuerySet[Job]:
     return jobs
 
 
-def job_list(
-    membership: Membership, *, status: str = "", kind: str = ""
-) -> QuerySet[Job]:
+def job_list(membership: Membership, *, status: str = "", kind: str = "") -> QuerySet[Job]:
     """Newest first, filtered by status and kind when given."""
     jobs = visible_jobs(membership).select_related("created_by").defer("log", "params")
     if status in JobStatus.values:
@@ -47,9 +45,7 @@ def job_list(
 
 
 def job_kinds(membership: Membership) -> list[str]:
-    return list(
-        visible_jobs(membership).order_by("kind").values_list("kind", flat=True).distinct()
-    )
+    return list(visible_jobs(membership).order_by("kind").values_list("kind", flat=True).distinct())
 
 
 def get_job(membership: Membership, pk: Any) -> Job:

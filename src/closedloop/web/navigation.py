@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps
 from django.urls import NoReverseMatch, reverse
@@ -10,7 +11,7 @@ from django.urls import NoReverseMatch, reverse
 
 @dataclass(frozen=True)
 class NavItem:
-    label: str
+    label: Any  # str or a lazy translation
     url_name: str
     icon: str = ""
     order: int = 100

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.contrib.auth.decorators import login_required
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -23,11 +23,12 @@ def _database_ok() -> bool:
 
 
 def _broker_ok() -> bool:
+    """Can we reach the broker now? Reads ``CELERY_BROKER_URL`` at call time."""
     from closedloop.celery_app import app
 
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
         return True
     except Exception:
         return False
@@ -37,7 +38,9 @@ def _worker_seen() -> tuple[bool, str | None]:
     from closedloop.jobs.models import WorkerHeartbeat
 
     try:
-        last = WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
+        last = (
+            WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
+        )
     except Exception:
         return False, None
     if last is None:
