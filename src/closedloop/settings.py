@@ -75,8 +75,8 @@ try:
     DEFAULT_FROM_EMAIL = env.str(
         "DEFAULT_FROM_EMAIL", "closedloop <noreply@localhost>", "Sender of system emails."
     )
-    EMAIL_BURST = env.int("EMAIL_BURST", 0, "Emails sent before pausing (0: no pause).", False)
-    EMAIL_BURST_PAUSE = env.int("EMAIL_BURST_PAUSE", 0, "Seconds to pause after a burst.", False)
+    EMAIL_BURST = env.int("EMAIL_BURST", 0, "Emails sent before pausing (0: no pause).")
+    EMAIL_BURST_PAUSE = env.int("EMAIL_BURST_PAUSE", 0, "Seconds to pause after a burst.")
     LOGIN_THROTTLE_ATTEMPTS = env.int(
         "LOGIN_THROTTLE_ATTEMPTS", 5, "Failed logins per email and address before a pause."
     )

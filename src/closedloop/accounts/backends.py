@@ -12,8 +12,12 @@ class EmailBackend(ModelBackend):
     """Password login by email address, compared case-insensitively."""
 
     def authenticate(
-        self, request: HttpRequest | None, username: str | None = None,
-        password: str | None = None, email: str | None = None, **kwargs: Any,
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        email: str | None = None,
+        **kwargs: Any,
     ) -> User | None:
         login = (email or username or kwargs.get("email") or "").strip()
         if not login or password is None:

@@ -22,5 +22,5 @@ def shell(request: HttpRequest) -> dict[str, Any]:
         "IS_RTL": get_language_bidi(),
         "current_account": account,
         "current_membership": membership,
-        "nav": nav_items(membership) if membership else [],
+        "nav": nav_items(membership, request.path) if membership else [],
     }

@@ -18,7 +18,7 @@ class NavItem:
     admin_only: bool = False
 
 
-def nav_items(membership: object | None) -> list[dict[str, str]]:
+def nav_items(membership: object | None, path: str = "") -> list[dict[str, Any]]:
     items: list[NavItem] = []
     for config in apps.get_app_configs():
         items.extend(getattr(config, "nav_items", ()))
@@ -31,5 +31,9 @@ def nav_items(membership: object | None) -> list[dict[str, str]]:
             url = reverse(item.url_name)
         except NoReverseMatch:
             continue
-        result.append({"label": str(item.label), "url": url, "icon": item.icon})
+        result.append({"label": str(item.label), "url": url, "icon": item.icon, "active": False})
+    # the longest matching URL is the active one (/accounts/audit/ beats /accounts/)
+    matches = [entry for entry in result if entry["url"] != "/" and path.startswith(entry["url"])]
+    if matches:
+        max(matches, key=lambda entry: len(entry["url"]))["active"] = True
     return result
