@@ -66,18 +66,44 @@ def world(db):
         d_n1 = make_unit(account, "Northvale", north, type=t_district)
         d_s1 = make_unit(account, "Southport", south, type=t_district)
         s_n1 = make_unit(
-            account, "Northvale Primary", d_n1, type=t_school, latitude=1.5, longitude=30.1, code="NP1"
+            account,
+            "Northvale Primary",
+            d_n1,
+            type=t_school,
+            latitude=1.5,
+            longitude=30.1,
+            code="NP1",
         )
         s_s1 = make_unit(
-            account, "Southport Clinic", d_s1, type=t_school, latitude=-1.2, longitude=29.8, code="SC1"
+            account,
+            "Southport Clinic",
+            d_s1,
+            type=t_school,
+            latitude=-1.2,
+            longitude=29.8,
+            code="SC1",
         )
         sm.scope.set([north])
         other_root = make_unit(other, "Elsewhere", type=make_type(other, "Country", 1))
     return World(
-        account=account, other_account=other, alice=alice, bob=bob, sam=sam, charlie=charlie,
-        alice_membership=am, bob_membership=bm, sam_membership=sm, charlie_membership=cm,
-        country=country, region_north=north, region_south=south, district_n1=d_n1,
-        district_s1=d_s1, school_n1=s_n1, school_s1=s_s1, other_root=other_root,
+        account=account,
+        other_account=other,
+        alice=alice,
+        bob=bob,
+        sam=sam,
+        charlie=charlie,
+        alice_membership=am,
+        bob_membership=bm,
+        sam_membership=sm,
+        charlie_membership=cm,
+        country=country,
+        region_north=north,
+        region_south=south,
+        district_n1=d_n1,
+        district_s1=d_s1,
+        school_n1=s_n1,
+        school_s1=s_s1,
+        other_root=other_root,
     )
 
 

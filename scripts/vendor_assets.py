@@ -38,7 +38,9 @@ FILES = {
 def main() -> int:
     missing = [src for src in FILES if not (MODULES / src).is_file()]
     if missing:
-        print("missing front-end files (run `npm ci` first):", *missing, sep="\n  ", file=sys.stderr)
+        print(
+            "missing front-end files (run `npm ci` first):", *missing, sep="\n  ", file=sys.stderr
+        )
         return 1
     for src, dest in FILES.items():
         target = TARGET / dest

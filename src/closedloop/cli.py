@@ -13,7 +13,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("serve [--port N]", "Web server plus a Celery worker and beat, as the demo runs them."),
     ("web [--port N] [--workers N]", "Production web server (gunicorn)."),
     ("worker [--concurrency N]", "Production Celery worker (add --beat for the scheduler)."),
-    ("demo [--port N]", "Set up, load the demo data if missing, and serve (what `make demo` runs)."),
+    (
+        "demo [--port N]",
+        "Set up, load the demo data if missing, and serve (what `make demo` runs).",
+    ),
     ("demo-data [--size small|medium]", "Build the deterministic demo country and accounts."),
     ('create-account "NAME" --admin EMAIL --password PW', "Create an account; prints its slug."),
     (

@@ -39,9 +39,7 @@ def diff(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[st
     after = after or {}
     keys = list(dict.fromkeys([*before, *after]))
     return {
-        key: [before.get(key), after.get(key)]
-        for key in keys
-        if before.get(key) != after.get(key)
+        key: [before.get(key), after.get(key)] for key in keys if before.get(key) != after.get(key)
     }
 
 

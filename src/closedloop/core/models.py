@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -22,7 +24,7 @@ class TenantModel(models.Model):
         "accounts.Account", on_delete=models.CASCADE, related_name="+", db_index=True
     )
 
-    objects = TenantManager()
+    objects: models.Manager[Any] = TenantManager()
 
     class Meta:
         abstract = True

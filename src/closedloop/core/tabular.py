@@ -71,8 +71,11 @@ def detect_encoding(raw: bytes, encoding: str | None = None) -> tuple[str, str]:
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             raise TabularError(
-                _("The file is not valid %(enc)s (line %(line)d, byte %(byte)d). "
-                  "Choose another encoding.") % {"enc": encoding, "line": line, "byte": exc.start},
+                _(
+                    "The file is not valid %(enc)s (line %(line)d, byte %(byte)d). "
+                    "Choose another encoding."
+                )
+                % {"enc": encoding, "line": line, "byte": exc.start},
                 row=line,
             ) from None
     if raw.startswith(b"\xef\xbb\xbf"):
@@ -152,9 +155,7 @@ def read_csv_text(text: str, delimiter: str | None = None, encoding: str = "") -
     if not text.strip():
         raise TabularError(_("The file is empty."))
     if "\x00" in text[:SNIFF_BYTES]:
-        raise TabularError(
-            _("The file contains binary data; it does not look like a CSV file.")
-        )
+        raise TabularError(_("The file contains binary data; it does not look like a CSV file."))
     delimiter = delimiter or detect_delimiter(text)
     if delimiter == "\\t":
         delimiter = "\t"

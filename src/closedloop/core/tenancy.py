@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.db import models
 from django_scopes import ScopedManager, get_scope, scope, scopes_disabled
 from django_scopes.exceptions import ScopeError
 
@@ -23,8 +24,9 @@ __all__ = [
 ]
 
 
-def TenantManager(**kwargs: Any) -> Any:  # noqa: N802 - reads like a class at the call site
-    return ScopedManager(account="account", **kwargs)
+def TenantManager(**kwargs: Any) -> models.Manager[Any]:  # noqa: N802 - reads like a class
+    manager: models.Manager[Any] = ScopedManager(account="account", **kwargs)
+    return manager
 
 
 @contextmanager

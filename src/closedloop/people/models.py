@@ -50,8 +50,12 @@ class Person(TenantModel, TimeStampedModel):
 
     name = models.CharField(_("name"), max_length=255)
     org_unit = models.ForeignKey(
-        "registry.OrgUnit", on_delete=models.PROTECT, null=True, blank=True,
-        related_name="people", verbose_name=_("org unit"),
+        "registry.OrgUnit",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="people",
+        verbose_name=_("org unit"),
     )
     cohorts = models.ManyToManyField(Cohort, blank=True, related_name="people")
     language = models.CharField(_("language"), max_length=10, blank=True)

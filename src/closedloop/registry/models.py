@@ -47,7 +47,10 @@ class OrgUnitType(TenantModel, TimeStampedModel):
     short_name = models.CharField(_("short name"), max_length=30, blank=True)
     depth = models.PositiveSmallIntegerField(_("depth"), null=True, blank=True)
     sub_types = models.ManyToManyField(
-        "self", symmetrical=False, blank=True, related_name="parent_types",
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="parent_types",
         verbose_name=_("allowed sub-types"),
     )
 
@@ -73,11 +76,19 @@ class OrgUnit(TenantModel, TimeStampedModel):
     version = models.ForeignKey(SourceVersion, on_delete=models.PROTECT, related_name="units")
     name = models.CharField(_("name"), max_length=255)
     type = models.ForeignKey(
-        OrgUnitType, on_delete=models.PROTECT, null=True, blank=True, related_name="units",
+        OrgUnitType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="units",
         verbose_name=_("type"),
     )
     parent = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children",
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="children",
         verbose_name=_("parent"),
     )
     path = PathField(max_length=255, db_index=False, editable=False)
@@ -85,7 +96,9 @@ class OrgUnit(TenantModel, TimeStampedModel):
     code = models.CharField(_("code"), max_length=100, blank=True)
     ref = models.CharField(_("external reference"), max_length=200, blank=True)
     validation_status = models.CharField(
-        _("validation status"), max_length=10, choices=ValidationStatus.choices,
+        _("validation status"),
+        max_length=10,
+        choices=ValidationStatus.choices,
         default=ValidationStatus.NEW,
     )
     latitude = models.FloatField(_("latitude"), null=True, blank=True)

@@ -18,9 +18,9 @@ from closedloop.registry.paths import upper_bound
 
 def scope_paths(membership: Membership) -> list[str] | None:
     """The paths of the subtrees a membership is limited to; None means the whole tree."""
-    cached = getattr(membership, "_scope_paths", False)
-    if cached is not False:
-        return cached  # type: ignore[no-any-return]
+    if hasattr(membership, "_scope_paths"):
+        cached: list[str] | None = membership._scope_paths
+        return cached
     paths: list[str] | None = list(
         OrgUnit.objects.filter(pk__in=membership.scope.values("pk")).values_list("path", flat=True)
     )

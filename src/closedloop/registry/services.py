@@ -17,8 +17,20 @@ from closedloop.registry.models import DataSource, OrgUnit, OrgUnitType, SourceV
 from closedloop.registry.paths import child_path, upper_bound
 
 AUDITED_FIELDS = (
-    "name", "type", "parent", "code", "ref", "validation_status", "latitude", "longitude",
-    "altitude", "accuracy", "opening_date", "closing_date", "aliases", "extra",
+    "name",
+    "type",
+    "parent",
+    "code",
+    "ref",
+    "validation_status",
+    "latitude",
+    "longitude",
+    "altitude",
+    "accuracy",
+    "opening_date",
+    "closing_date",
+    "aliases",
+    "extra",
 )
 EDITABLE_FIELDS = set(AUDITED_FIELDS) - {"parent"} | {"geometry"}
 
@@ -47,7 +59,12 @@ def default_version(account: Any) -> SourceVersion:
 
 
 def orgunit_type_create(
-    *, account: Any, actor: Any, name: str, short_name: str = "", depth: int | None = None,
+    *,
+    account: Any,
+    actor: Any,
+    name: str,
+    short_name: str = "",
+    depth: int | None = None,
     sub_types: list[OrgUnitType] | None = None,
 ) -> OrgUnitType:
     name = name.strip()
@@ -57,8 +74,10 @@ def orgunit_type_create(
         raise RegistryError(_("A type named “%(name)s” already exists.") % {"name": name}, "name")
     with transaction.atomic():
         unit_type = OrgUnitType.objects.create(
-            account_id=getattr(account, "pk", account), name=name,
-            short_name=short_name.strip(), depth=depth,
+            account_id=getattr(account, "pk", account),
+            name=name,
+            short_name=short_name.strip(),
+            depth=depth,
         )
         if sub_types:
             unit_type.sub_types.set(sub_types)
@@ -89,8 +108,14 @@ def _check_type_allowed(parent: OrgUnit | None, unit_type: OrgUnitType | None) -
 
 
 def orgunit_create(
-    *, account: Any, actor: Any, name: str, parent: OrgUnit | None = None,
-    type: OrgUnitType | None = None, version: SourceVersion | None = None, **fields: Any,
+    *,
+    account: Any,
+    actor: Any,
+    name: str,
+    parent: OrgUnit | None = None,
+    type: OrgUnitType | None = None,
+    version: SourceVersion | None = None,
+    **fields: Any,
 ) -> OrgUnit:
     name = (name or "").strip()
     if not name:
@@ -105,15 +130,24 @@ def orgunit_create(
         unit = OrgUnit(
             account_id=getattr(account, "pk", account),
             version=version or (parent.version if parent else default_version(account)),
-            name=name, parent=parent, type=type, latitude=lat, longitude=lon,
-            path="", depth=(parent.depth + 1) if parent else 1, **fields,
+            name=name,
+            parent=parent,
+            type=type,
+            latitude=lat,
+            longitude=lon,
+            path="",
+            depth=(parent.depth + 1) if parent else 1,
+            **fields,
         )
         _apply_geometry(unit, geojson)
         unit.save()
         unit.path = child_path(parent.path if parent else "", unit.pk)
         OrgUnit.objects.filter(pk=unit.pk).update(path=unit.path)
         record_audit(
-            account=account, actor=actor, action=AuditEntry.Action.CREATE, obj=unit,
+            account=account,
+            actor=actor,
+            action=AuditEntry.Action.CREATE,
+            obj=unit,
             after=snapshot(unit, AUDITED_FIELDS),
         )
     return unit
@@ -141,8 +175,12 @@ def orgunit_update(*, account: Any, actor: Any, unit: OrgUnit, **changes: Any) -
             setattr(unit, key, value)
         unit.save()
         record_audit(
-            account=account, actor=actor, action=AuditEntry.Action.UPDATE, obj=unit,
-            before=before, after=snapshot(unit, AUDITED_FIELDS),
+            account=account,
+            actor=actor,
+            action=AuditEntry.Action.UPDATE,
+            obj=unit,
+            before=before,
+            after=snapshot(unit, AUDITED_FIELDS),
         )
     return unit
 
@@ -150,9 +188,13 @@ def orgunit_update(*, account: Any, actor: Any, unit: OrgUnit, **changes: Any) -
 def orgunit_move(*, account: Any, actor: Any, unit: OrgUnit, new_parent: OrgUnit | None) -> OrgUnit:
     """Re-parent a unit; the paths and depths of its whole subtree change in one UPDATE."""
     if new_parent is not None and new_parent.path.startswith(unit.path):
-        raise RegistryError(_("A unit cannot be moved under itself or its own descendants."), "parent")
+        raise RegistryError(
+            _("A unit cannot be moved under itself or its own descendants."), "parent"
+        )
     if new_parent is not None and new_parent.version_id != unit.version_id:
-        raise RegistryError(_("The new parent belongs to another version of the pyramid."), "parent")
+        raise RegistryError(
+            _("The new parent belongs to another version of the pyramid."), "parent"
+        )
     _check_type_allowed(new_parent, unit.type)
     before = snapshot(unit, AUDITED_FIELDS)
     old_path = unit.path
@@ -166,8 +208,12 @@ def orgunit_move(*, account: Any, actor: Any, unit: OrgUnit, new_parent: OrgUnit
         )
         unit.refresh_from_db()
         record_audit(
-            account=account, actor=actor, action=AuditEntry.Action.UPDATE, obj=unit,
-            before=before, after=snapshot(unit, AUDITED_FIELDS),
+            account=account,
+            actor=actor,
+            action=AuditEntry.Action.UPDATE,
+            obj=unit,
+            before=before,
+            after=snapshot(unit, AUDITED_FIELDS),
         )
     return unit
 
@@ -203,7 +249,10 @@ def orgunit_delete(*, account: Any, actor: Any, unit: OrgUnit) -> None:
         )
     with transaction.atomic():
         record_audit(
-            account=account, actor=actor, action=AuditEntry.Action.DELETE, obj=unit,
+            account=account,
+            actor=actor,
+            action=AuditEntry.Action.DELETE,
+            obj=unit,
             before=snapshot(unit, AUDITED_FIELDS),
         )
         unit.delete()

@@ -17,7 +17,8 @@ def home_context(membership: Membership) -> dict[str, Any]:
         row["type"]: row["n"] for row in units.values("type").annotate(n=Count("id")).order_by()
     }
     types = [
-        {"type": t, "count": by_type.get(t.pk, 0)} for t in OrgUnitType.objects.order_by("depth", "name")
+        {"type": t, "count": by_type.get(t.pk, 0)}
+        for t in OrgUnitType.objects.order_by("depth", "name")
     ]
     untyped = by_type.get(None, 0)
     people = restrict_to_scope(Person.objects.all(), membership, "org_unit__")

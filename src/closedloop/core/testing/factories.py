@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 
 from closedloop.accounts.models import Account, Membership, Role, User
@@ -28,8 +30,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     email = factory.Sequence(lambda n: f"user{n}@example.org")
     full_name = factory.Faker("name")
+
     @factory.post_generation
-    def password(obj, create, extracted, **kwargs):  # noqa: N805
+    def password(obj: User, create: bool, extracted: str | None, **kwargs: object) -> None:  # noqa: N805
         obj.set_password(extracted or PASSWORD)
         if create:
             obj.save(update_fields=["password"])
@@ -45,10 +48,14 @@ class MembershipFactory(factory.django.DjangoModelFactory):
 
 
 def make_type(account: Account, name: str, depth: int) -> OrgUnitType:
-    return OrgUnitType.objects.get_or_create(account=account, name=name, defaults={"depth": depth})[0]
+    return OrgUnitType.objects.get_or_create(account=account, name=name, defaults={"depth": depth})[
+        0
+    ]
 
 
-def make_unit(account: Account, name: str, parent: OrgUnit | None = None, **fields: object) -> OrgUnit:
+def make_unit(
+    account: Account, name: str, parent: OrgUnit | None = None, **fields: Any
+) -> OrgUnit:
     """Create a unit through the real service, so paths and audit are right."""
     from closedloop.registry.services import orgunit_create
 

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             self.stdout.write("Demo data already loaded.")
         else:
             self.stdout.write("Loading the demo data (once)…")
-            call_command("demo_data", size=options["size"], stdout=self.stdout._out)
+            call_command("demo_data", size=options["size"], verbosity=0, stdout=self.stdout._out)
         url = f"http://127.0.0.1:{port}/"
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"closedloop demo: open {url}"))

@@ -46,5 +46,6 @@ class Command(BaseCommand):
             for slug, counts in result.counts.items():
                 self.stdout.write(f"{slug}: {counts['units']} org units, {counts['people']} people")
             self.stdout.write(f"Demo data built in {time.monotonic() - started:.1f} s.")
-        for line in login_lines():
-            self.stdout.write(line)
+        if options["verbosity"] >= 1:
+            for line in login_lines():
+                self.stdout.write(line)
