@@ -53,9 +53,7 @@ def make_type(account: Account, name: str, depth: int) -> OrgUnitType:
     ]
 
 
-def make_unit(
-    account: Account, name: str, parent: OrgUnit | None = None, **fields: Any
-) -> OrgUnit:
+def make_unit(account: Account, name: str, parent: OrgUnit | None = None, **fields: Any) -> OrgUnit:
     """Create a unit through the real service, so paths and audit are right."""
     from closedloop.registry.services import orgunit_create
 
