@@ -1,43 +1,29 @@
-"""A throwaway PostgreSQL server for benchmarks and tests.
+"""Databases on a PostgreSQL server for the benchmarks.
 
-``with PgServer() as server: url = server.create_database("bench")`` starts a cluster in a
-temporary folder (initdb + pg_ctl on a free port, as the ``postgres`` user when running as
-root), and removes it on exit. :class:`ExistingServer` offers the same interface on top of
-a ``DATABASE_URL`` that is already running.
+``with server_for(url) as server: url = server.create_database("bench")`` gives a fresh
+database on the server at ``DATABASE_URL`` (:class:`ExistingServer`) or, failing that, on a
+throwaway cluster (:class:`PgServer`) started and removed by ``scripts/pgserver.py``, which
+is the one implementation of finding binaries, picking a port and running initdb/pg_ctl.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
-import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlsplit, urlunsplit
 
-BINARIES = ("initdb", "pg_ctl", "postgres")
+_SCRIPTS = str(Path(__file__).resolve().parent.parent / "scripts")
+if _SCRIPTS not in sys.path:
+    sys.path.insert(0, _SCRIPTS)
 
+import pgserver as _pgserver  # noqa: E402  (scripts/pgserver.py)
 
-def find_binary(name: str) -> str:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
-    if not candidates:
-        raise RuntimeError(
-            f"PostgreSQL's {name} is not installed (not on PATH or under /usr/lib/postgresql/*/bin)"
-        )
-    return candidates[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+find_binary = _pgserver.find_binary
+free_port = _pgserver.free_port
 
 
 class _Databases:
@@ -77,65 +63,24 @@ class ExistingServer(_Databases):
 
 
 class PgServer(_Databases):
-    def __init__(self, port: int | None = None, settings: dict[str, str] | None = None):
-        self.port = port or free_port()
-        self.settings = settings or {}
-        self.root: Path | None = None
-        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+    """A throwaway cluster in a temporary folder, via ``scripts/pgserver.py``."""
 
-    def _run(self, *args: str) -> None:
-        command = list(args)
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        if completed.returncode:
-            raise RuntimeError(f"{args[0]} failed: {completed.stderr or completed.stdout}")
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.admin_url = ""
 
     def start(self) -> PgServer:
         self.root = Path(tempfile.mkdtemp(prefix="closedloop-pg-"))
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres", "postgres")
-        data = self.root / "data"
-        self._run(
-            find_binary("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-        )
-        options = [
-            f"-p {self.port}",
-            "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={self.root}",
-        ]
-        options += [f"-c {key}={value}" for key, value in self.settings.items()]
-        self._run(
-            find_binary("pg_ctl"),
-            "-D",
-            str(data),
-            "-l",
-            str(self.root / "log"),
-            "-o",
-            " ".join(options),
-            "-w",
-            "start",
-        )
+        url = _pgserver.start(self.root)
+        self.admin_url = urlunsplit(urlsplit(url)._replace(path="/postgres"))
         return self
 
     def stop(self) -> None:
         if self.root is None:
             return
         try:
-            self._run(
-                find_binary("pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"
-            )
+            _pgserver.stop(self.root)
         finally:
-            shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
 
     def __enter__(self) -> PgServer:

@@ -20,7 +20,7 @@ MUST_RUN_IN_CI = ("e2e", "integration")
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()  # type: ignore[attr-defined]
-    if not (IN_CI and report.skipped):
+    if not (IN_CI and report.skipped) or hasattr(report, "wasxfail"):
         return
     if any(item.get_closest_marker(name) for name in MUST_RUN_IN_CI):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr

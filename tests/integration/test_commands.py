@@ -32,11 +32,6 @@ def test_init_is_safe_to_run_twice(make_install):
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    reason="vendored leaflet/bootstrap files name source maps that scripts/vendor_assets.py "
-    "does not copy, so the manifest storage refuses them; remove this mark once it does",
-)
 def test_init_collects_static_files_when_not_debugging(make_install):
     install = make_install()
     install.env.update(DEBUG="False", SECRET_KEY="integration-test-secret-key-0123456789")
