@@ -112,7 +112,10 @@ def _chunks(rows: Iterable[UnitRow], size: int) -> Iterator[list[UnitRow]]:
         yield chunk
 
 
-def _as_tuple(account_id: int, row: UnitRow, now: Any) -> tuple[Any, ...]:
+def _as_tuple(
+    account_id: int, row: UnitRow, now: Any, aliases: Any = "[]", extra: Any = "{}"
+) -> tuple[Any, ...]:
+    """One unit's column values; JSON columns as text for SQLite, as objects for COPY."""
     return (
         row.id,
         account_id,
@@ -127,30 +130,8 @@ def _as_tuple(account_id: int, row: UnitRow, now: Any) -> tuple[Any, ...]:
         row.validation_status,
         row.latitude,
         row.longitude,
-        "[]",
-        "{}",
-        now,
-        now,
-    )
-
-
-def _as_pg_tuple(account_id: int, row: UnitRow, now: Any) -> tuple[Any, ...]:
-    return (
-        row.id,
-        account_id,
-        row.version_id,
-        row.name,
-        row.path,
-        row.depth,
-        row.parent_id,
-        row.type_id,
-        row.code,
-        row.ref,
-        row.validation_status,
-        row.latitude,
-        row.longitude,
-        [],
-        {},
+        aliases,
+        extra,
         now,
         now,
     )
@@ -179,7 +160,7 @@ def bulk_insert_units(
                 with cursor.copy(copy_sql) as copy:
                     copy.set_types(PG_TYPES)
                     for row in chunk:
-                        copy.write_row(_as_pg_tuple(account_id, row, now))
+                        copy.write_row(_as_tuple(account_id, row, now, [], {}))
                 written += len(chunk)
                 if after_chunk:
                     after_chunk(written)
