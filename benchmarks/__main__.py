@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.harness import SIZES
 from benchmarks.pgserver import server_for
 
-SUITES = ("registry",)
+SUITES = ("registry", "feedback")
 MARKER = "BENCHMARK-RESULT "
 
 

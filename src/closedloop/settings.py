@@ -86,6 +86,77 @@ try:
     DATAOPS_MAX_UPLOAD_SIZE = env.int(
         "DATAOPS_MAX_UPLOAD_SIZE", 209715200, "Largest file accepted for an import, in bytes."
     )
+    EMAIL_OVERRIDE_FROM = env.str(
+        "EMAIL_OVERRIDE_FROM", "", "Sender of every feedback email (else the user's address)."
+    )
+    EMAIL_HTML_ONLY = env.bool(
+        "EMAIL_HTML_ONLY", True, "Feedback emails as HTML only (False: text and HTML parts)."
+    )
+    EMAIL_OUTBOX_ONLY = env.bool(
+        "EMAIL_OUTBOX_ONLY",
+        False,
+        "Keep feedback messages in the in-app outbox (and the console) instead of sending them."
+        " Always on when EMAIL_HOST is empty.",
+    )
+    DELIVERY_MAX_ATTEMPTS = env.int(
+        "DELIVERY_MAX_ATTEMPTS", 5, "Tries per message before it is marked failed."
+    )
+    DELIVERY_RETRY_SECONDS = env.int(
+        "DELIVERY_RETRY_SECONDS", 60, "First retry delay of a failed message (doubles each time)."
+    )
+    SMS_TRANSPORT = env.choice(
+        "SMS_TRANSPORT",
+        "rapidpro",
+        ("rapidpro", "http", "email", "none"),
+        "How personalized SMS leave: the account's RapidPro connection, an HTTP gateway,"
+        " or an SMTP-to-SMS gateway.",
+    )
+    SMS_HTTP_URL = env.str("SMS_HTTP_URL", "", "HTTP SMS gateway: POST {to, text} here.")
+    SMS_HTTP_TOKEN = env.str("SMS_HTTP_TOKEN", "", "Bearer token for SMS_HTTP_URL.")
+    SMS_EMAIL_DOMAIN = env.str(
+        "SMS_EMAIL_DOMAIN", "", "SMTP-to-SMS gateway: mail goes to <number>@SMS_EMAIL_DOMAIN."
+    )
+    EXECUTE_ACTION_JSON_TRANSFER = env.bool(
+        "EXECUTE_ACTION_JSON_TRANSFER",
+        True,
+        "POST personalized JSON for real (False: only log what would be sent).",
+    )
+    CANVAS_INFO_DICT = env.str(
+        "CANVAS_INFO_DICT",
+        "",
+        "Canvas instances as JSON: {name: {domain_port, client_id, client_secret, "
+        "authorize_url, access_token_url, conversation_url, aux_params}}.",
+    )
+    CANVAS_TOKEN_EXPIRY_SLACK = env.int(
+        "CANVAS_TOKEN_EXPIRY_SLACK", 600, "Refresh a Canvas token this many seconds early."
+    )
+    LTI_OAUTH_CREDENTIALS = env.list(
+        "LTI_OAUTH_CREDENTIALS", "", "LTI 1.1 consumer key=secret pairs, comma-separated."
+    )
+    LTI_INSTRUCTOR_GROUP_ROLES = env.list(
+        "LTI_INSTRUCTOR_GROUP_ROLES", "Instructor", "LTI roles that make a user an instructor."
+    )
+    USE_REMOTE_USER = env.bool(
+        "USE_REMOTE_USER", False, "Trust REMOTE_USER set by the web server (SAML, Shibboleth)."
+    )
+    AUTH_LDAP_SERVER_URI = env.str("AUTH_LDAP_SERVER_URI", "", "LDAP server; empty: no LDAP.")
+    AUTH_LDAP_BIND_DN = env.str("AUTH_LDAP_BIND_DN", "", "LDAP bind DN for user searches.")
+    AUTH_LDAP_BIND_PASSWORD = env.str("AUTH_LDAP_BIND_PASSWORD", "", "LDAP bind password.")
+    AUTH_LDAP_USER_SEARCH_BASE = env.str(
+        "AUTH_LDAP_USER_SEARCH_BASE", "", "Base DN under which users are searched."
+    )
+    AUTH_LDAP_USER_ATTR = env.str(
+        "AUTH_LDAP_USER_ATTR", "mail", "LDAP attribute matched against the login (an email)."
+    )
+    DATAOPS_PLUGIN_DIRECTORY = env.str(
+        "DATAOPS_PLUGIN_DIRECTORY", "", "Folder of transformation and model plugins."
+    )
+    DISABLED_ACTIONS = env.list(
+        "DISABLED_ACTIONS", "", "Action types not offered (e.g. todo_list)."
+    )
+    FEEDBACK_TABLE_VERSIONS = env.int(
+        "FEEDBACK_TABLE_VERSIONS", 5, "Previous table versions kept per workflow for undo."
+    )
     API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", 500, "Largest `limit` an API list accepts.")
     WORKER_HEARTBEAT_SECONDS = env.int(
         "WORKER_HEARTBEAT_SECONDS", 30, "How often a worker records that it is alive."
@@ -122,6 +193,7 @@ INSTALLED_APPS = [
     "closedloop.registry",
     "closedloop.people",
     "closedloop.jobs",
+    "closedloop.feedback",
     "closedloop.api",
     "closedloop.web",
 ]
@@ -247,6 +319,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 
+if not EMAIL_HOST:
+    EMAIL_OUTBOX_ONLY = True
 if EMAIL_HOST:
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 else:

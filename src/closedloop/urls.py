@@ -10,6 +10,9 @@ urlpatterns = [
     path("registry/", include("closedloop.registry.urls")),
     path("people/", include("closedloop.people.urls")),
     path("jobs/", include("closedloop.jobs.urls")),
+    path("feedback/", include("closedloop.feedback.urls")),
+    path("trck/", include("closedloop.feedback.urls_tracking")),
+    path("lti/", include("closedloop.accounts.urls_lti")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("closedloop.web.urls")),
 ]

@@ -9,6 +9,7 @@ from ninja import NinjaAPI
 from closedloop.accounts.api import router as accounts_router
 from closedloop.api.auth import SessionAuth, TokenAuth, with_account_scope
 from closedloop.api.errors import install_error_handlers
+from closedloop.feedback.api import router as feedback_router
 from closedloop.jobs.api import router as jobs_router
 from closedloop.people.api import router as people_router
 from closedloop.registry.api import router as registry_router
@@ -32,3 +33,4 @@ api.add_router("", accounts_router)
 api.add_router("", registry_router)
 api.add_router("", people_router)
 api.add_router("", jobs_router)
+api.add_router("", feedback_router)

@@ -1,0 +1,1 @@
+"""Job handlers (registered with closedloop.jobs.runtime.register_job)."""
