@@ -148,6 +148,18 @@ try:
     AUTH_LDAP_USER_ATTR = env.str(
         "AUTH_LDAP_USER_ATTR", "mail", "LDAP attribute matched against the login (an email)."
     )
+    AUTH_LDAP_FULL_NAME_ATTR = env.str(
+        "AUTH_LDAP_FULL_NAME_ATTR", "cn", "LDAP attribute copied into the user's full name."
+    )
+    AUTH_LDAP_START_TLS = env.bool(
+        "AUTH_LDAP_START_TLS", False, "Upgrade the LDAP connection with StartTLS."
+    )
+    LTI_CONSUMER_ACCOUNTS = env.list(
+        "LTI_CONSUMER_ACCOUNTS",
+        "",
+        "key=account-slug[|slug...] pairs: the accounts an LTI consumer may make instructors"
+        " in (a key not listed may name any account with custom_account).",
+    )
     DATAOPS_PLUGIN_DIRECTORY = env.str(
         "DATAOPS_PLUGIN_DIRECTORY", "", "Folder of transformation and model plugins."
     )
@@ -257,6 +269,44 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["closedloop.accounts.backends.EmailBackend"]
+for _name, _pairs in (
+    ("LTI_OAUTH_CREDENTIALS", LTI_OAUTH_CREDENTIALS),
+    ("LTI_CONSUMER_ACCOUNTS", LTI_CONSUMER_ACCOUNTS),
+):
+    for _pair in _pairs:
+        _key, _sep, _value = _pair.partition("=")
+        if not (_sep and _key.strip() and _value.strip()):
+            raise ImproperlyConfigured(
+                f"{_name}: expected comma-separated key=value pairs, got {_pair!r}"
+            )
+if USE_REMOTE_USER:
+    # the web server (SAML, Shibboleth) sets REMOTE_USER to the signed-in email address
+    AUTHENTICATION_BACKENDS.insert(0, "closedloop.accounts.backends.RemoteEmailBackend")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "closedloop.accounts.backends.RemoteEmailMiddleware",
+    )
+if AUTH_LDAP_SERVER_URI:
+    # optional: python-ldap and django-auth-ldap come with `pip install closedloop[ldap]`
+    try:
+        import ldap
+        from django_auth_ldap.config import LDAPSearch
+    except ImportError:
+        raise ImproperlyConfigured(
+            "AUTH_LDAP_SERVER_URI is set but django-auth-ldap is not installed: "
+            "pip install 'closedloop[ldap]' (needs libldap2-dev and libsasl2-dev)."
+        ) from None
+    if not AUTH_LDAP_USER_SEARCH_BASE:
+        raise ImproperlyConfigured(
+            "AUTH_LDAP_USER_SEARCH_BASE must be set when AUTH_LDAP_SERVER_URI is set."
+        )
+    AUTH_LDAP_USER_SEARCH = LDAPSearch(
+        AUTH_LDAP_USER_SEARCH_BASE, ldap.SCOPE_SUBTREE, f"({AUTH_LDAP_USER_ATTR}=%(user)s)"
+    )
+    AUTH_LDAP_USER_ATTR_MAP = {"full_name": AUTH_LDAP_FULL_NAME_ATTR}
+    AUTH_LDAP_ALWAYS_UPDATE_USER = True
+    AUTH_LDAP_CONNECTION_OPTIONS = {ldap.OPT_REFERRALS: 0, ldap.OPT_NETWORK_TIMEOUT: 10}
+    AUTHENTICATION_BACKENDS.append("closedloop.accounts.backends.EmailLDAPBackend")
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "accounts:login"

@@ -1,4 +1,9 @@
-from django.urls import URLPattern
+from django.urls import path
+
+from closedloop.accounts import lti
 
 app_name = "lti"
-urlpatterns: list[URLPattern] = []
+urlpatterns = [
+    path("launch/", lti.launch, name="launch"),
+    path("home/", lti.learner, name="learner"),
+]

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -375,6 +375,19 @@ class LoadResult:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
+#: (name, build(account, users, result), purge(account) or None) registered by capability
+#: apps in ``AppConfig.ready()``: ``build`` adds the app's demo content to the main demo
+#: account (inside the account scope); ``purge`` removes what a raw delete cannot (e.g.
+#: per-workflow tables).
+DemoBuild = Callable[[Any, dict[str, Any], "LoadResult"], None]
+DemoPurge = Callable[[Any], None]
+DEMO_EXTENSIONS: dict[str, tuple[DemoBuild, DemoPurge | None]] = {}
+
+
+def register_demo_extension(name: str, build: DemoBuild, purge: DemoPurge | None = None) -> None:
+    DEMO_EXTENSIONS[name] = (build, purge)
+
+
 def demo_exists() -> bool:
     from closedloop.accounts.models import Account
 
@@ -398,7 +411,16 @@ def load_demo(size: str = "medium", reset: bool = False, seed: int = 2026) -> Lo
         partner_plan = plan_country(seed + 1, PARTNER_SIZE, center=(33.2, 1.2), code="PN")
         _write_account("Partner NGO", PARTNER_SLUG, partner_plan, users, result)
         _create_finished_job(main, users["admin@demo.closedloop.org"], result)
+        _build_extensions(main, users, result)
     return result
+
+
+def _build_extensions(account: Any, users: dict[str, Any], result: LoadResult) -> None:
+    from closedloop.core.tenancy import account_scope
+
+    for build, _purge in DEMO_EXTENSIONS.values():
+        with account_scope(account):
+            build(account, users, result)
 
 
 def _create_users() -> dict[str, Any]:
@@ -434,7 +456,7 @@ def _write_account(
             )
             if spec.scoped_to_region:
                 membership.scope.set([unit_ids[region_key]])
-    result.counts[slug] = {"units": len(plan.units), "people": people}
+    result.counts[slug] = {"org_units": len(plan.units), "people": people}
     return account
 
 
@@ -560,7 +582,7 @@ def _create_finished_job(account: Any, admin: Any, result: LoadResult) -> None:
     from closedloop.core.tenancy import account_scope
     from closedloop.jobs.models import Job, JobStatus
 
-    units = result.counts[DEMO_SLUG]["units"]
+    units = result.counts[DEMO_SLUG]["org_units"]
     now = timezone.now()
     with account_scope(account):
         Job.objects.create(
@@ -610,6 +632,9 @@ def _purge_account(account: Any) -> None:
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA defer_foreign_keys = ON")  # until the transaction ends
+    for _build, purge in DEMO_EXTENSIONS.values():
+        if purge is not None:
+            purge(account)
     with scopes_disabled():
         owned = [m for m in apps.get_models() if _account_field(m)]
         for through, fk, account_field in _through_models_pointing_at(owned):

@@ -12,5 +12,7 @@ from closedloop.feedback import (
 )
 
 router = Router(tags=["feedback"])
-for part in (api_workflows, api_dataops, api_filters, api_actions, api_delivery, api_transfer):
+# api_transfer first: its literal paths (/workflows/import, .../actions/import) would
+# otherwise be caught by /workflows/{workflow_id} and .../actions/{action_id} (str converters)
+for part in (api_transfer, api_workflows, api_dataops, api_filters, api_actions, api_delivery):
     router.add_router("", part.router)

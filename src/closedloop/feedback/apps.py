@@ -11,4 +11,8 @@ class FeedbackConfig(AppConfig):
     nav_items = [NavItem(_("Feedback"), "feedback:workflow_list", "send-check", 40)]  # type: ignore[arg-type]
 
     def ready(self) -> None:
+        from closedloop.core.demo import register_demo_extension
         from closedloop.feedback import tasks  # noqa: F401 - registers job kinds
+        from closedloop.feedback.demo import build_feedback_demo, purge_feedback_demo
+
+        register_demo_extension("feedback", build_feedback_demo, purge_feedback_demo)

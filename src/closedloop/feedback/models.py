@@ -293,7 +293,9 @@ class ActionColumn(TenantModel):
     class Meta:
         ordering = ["position", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["action", "column"], name="feedback_actioncolumn")
+            models.UniqueConstraint(
+                fields=["action", "column"], name="feedback_actioncolumn_unique"
+            )
         ]
 
 
@@ -341,6 +343,11 @@ class ActionRun(TenantModel):
     track_column = models.CharField(max_length=COLUMN_NAME_MAX, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # --- Part F (delivery): the outbox lease. One sender task at a time per run, so
+    # bursts and pauses hold; a lease past ``sender_lease_until`` belongs to a dead task.
+    sender_lease = models.CharField(max_length=40, blank=True)
+    sender_lease_until = models.DateTimeField(null=True, blank=True)
+    # --- end Part F
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -385,6 +392,11 @@ class Delivery(TenantModel):
     open_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     provider_id = models.CharField(max_length=255, blank=True)
+    # --- Part F (delivery): the table row the message came from (read tracking updates
+    # its EmailRead column) and the worker that claimed it (crash recovery).
+    rid = models.BigIntegerField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    # --- end Part F
 
     class Meta:
         ordering = ["id"]

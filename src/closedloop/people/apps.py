@@ -14,3 +14,6 @@ class PeopleConfig(AppConfig):
         from closedloop.people.sections import register_builtin_sections
 
         register_builtin_sections()
+        from closedloop.people.tablesource import register_table_source
+
+        register_table_source()

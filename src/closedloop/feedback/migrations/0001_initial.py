@@ -376,7 +376,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='actioncolumn',
-            constraint=models.UniqueConstraint(fields=('action', 'column'), name='feedback_actioncolumn'),
+            constraint=models.UniqueConstraint(fields=('action', 'column'), name='feedback_actioncolumn_unique'),
         ),
         migrations.AddIndex(
             model_name='delivery',

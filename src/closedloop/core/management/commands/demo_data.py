@@ -44,7 +44,8 @@ class Command(BaseCommand):
             )
         else:
             for slug, counts in result.counts.items():
-                self.stdout.write(f"{slug}: {counts['units']} org units, {counts['people']} people")
+                parts = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items())
+                self.stdout.write(f"{slug}: {parts}")
             self.stdout.write(f"Demo data built in {time.monotonic() - started:.1f} s.")
         if options["verbosity"] >= 1:
             for line in login_lines():
