@@ -15,6 +15,7 @@ from benchmarks import (
     feedback_delivery,
     feedback_filters,
     feedback_table,
+    feedback_transfer,
 )
 
 BENCHMARKS: dict[str, Callable[[Any], list[Any]]] = {
@@ -23,4 +24,5 @@ BENCHMARKS: dict[str, Callable[[Any], list[Any]]] = {
     **feedback_filters.BENCHMARKS,
     **feedback_actions.BENCHMARKS,
     **feedback_delivery.BENCHMARKS,
+    **feedback_transfer.BENCHMARKS,
 }

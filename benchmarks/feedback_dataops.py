@@ -44,12 +44,16 @@ def learners_csv(rows: int, seed: int = 7) -> bytes:
         bools = ["true" if rng.random() > 0.5 else "false" for _ in range(2)]
         times = [
             (start + dt.timedelta(minutes=rng.randint(0, 500_000))).isoformat(),
-            (start + dt.timedelta(seconds=rng.randint(0, 30_000_000))).strftime("%Y-%m-%d %H:%M:%S"),
+            (start + dt.timedelta(seconds=rng.randint(0, 30_000_000))).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            ),
             (start + dt.timedelta(days=rng.randint(0, 300))).strftime("%Y-%m-%d"),
         ]
         first = f"First{i % 997}"
         last = f"Last{i % 1009}"
-        lines.append(",".join([f"learner{i}@example.org", first, last, *ints, *doubles, *bools, *times]))
+        lines.append(
+            ",".join([f"learner{i}@example.org", first, last, *ints, *doubles, *bools, *times])
+        )
     return ("\n".join(lines) + "\n").encode()
 
 

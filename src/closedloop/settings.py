@@ -163,6 +163,9 @@ try:
     DATAOPS_PLUGIN_DIRECTORY = env.str(
         "DATAOPS_PLUGIN_DIRECTORY", "", "Folder of transformation and model plugins."
     )
+    DATAOPS_PLUGIN_TIMEOUT = env.int(
+        "DATAOPS_PLUGIN_TIMEOUT", 300, "Seconds a plugin run may take before it is stopped."
+    )
     DISABLED_ACTIONS = env.list(
         "DISABLED_ACTIONS", "", "Action types not offered (e.g. todo_list)."
     )

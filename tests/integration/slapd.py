@@ -137,9 +137,7 @@ class Slapd:
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(
-                "slapd exited: " + (self.root / "slapd.log").read_text()[-2000:]
-            )
+            raise AssertionError("slapd exited: " + (self.root / "slapd.log").read_text()[-2000:])
         return port_open(self.port)
 
     def stop(self) -> None:

@@ -24,7 +24,9 @@ BOB = LdapUser(uid="bob", mail="bob@example.org", password="bob-ldap-pw", cn="Bo
 def slapd(tmp_path: Path) -> Iterator[Slapd]:
     if find_binary("slapd") is None:
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("slapd is not installed; CI must run the LDAP tests (apt-get install slapd).")
+            pytest.fail(
+                "slapd is not installed; CI must run the LDAP tests (apt-get install slapd)."
+            )
         pytest.skip("slapd is not installed (apt-get install slapd ldap-utils).")
     pytest.importorskip("django_auth_ldap")
     server = Slapd(root=tmp_path / "ldap", users=[LENA, BOB]).start()

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from closedloop.feedback.values import ConflictError, FeedbackError, RowNotFound
 from closedloop.people.services import PeopleError
 from closedloop.registry.geometry import GeometryError
 from closedloop.registry.services import RegistryError
@@ -111,6 +112,24 @@ def _geometry_error(request: HttpRequest, exc: GeometryError, api: NinjaAPI) -> 
     )
 
 
+def _feedback_error(request: HttpRequest, exc: FeedbackError, api: NinjaAPI) -> HttpResponse:
+    """Refused feedback changes: 400 naming the row/column, 409 for a conflict, 404 for a
+    missing row."""
+    if isinstance(exc, RowNotFound):
+        return _not_found(request, exc, api)
+    errors = []
+    for item in exc.errors:
+        field = exc.field or item.get("column")
+        if not field:
+            continue
+        message = str(item.get("message") or exc.message)
+        if item.get("row"):
+            message = _("Row %(row)s: %(message)s") % {"row": item["row"], "message": message}
+        errors.append({"field": str(field), "message": message})
+    status = 409 if isinstance(exc, ConflictError) else 400
+    return api.create_response(request, error_body(str(exc.message), errors), status=status)
+
+
 def install_error_handlers(api: NinjaAPI) -> None:
     """Replace ninja's default 4xx handlers so every error uses the one shape."""
     handlers: list[tuple[type[Exception], Any]] = [
@@ -121,6 +140,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
         (RegistryError, _registry_error),
         (GeometryError, _geometry_error),
         (PeopleError, _people_error),
+        (FeedbackError, _feedback_error),
     ]
     for exc_class, handler in handlers:
         api.add_exception_handler(exc_class, _bound(handler, api))

@@ -53,8 +53,6 @@ EDITABLE = {
     "shuffle",
     "options",
 }
-#: changes that alter what learners receive (they bump the workflow version)
-TEXT_FIELDS = {"text_content", "text_format", "subject", "filter", "options", "target_url"}
 
 DEFAULT_TEXT: dict[str, str] = {
     ActionType.EMAIL: "<p>Dear {{ name }},</p>\n<p></p>",

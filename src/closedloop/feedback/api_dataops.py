@@ -177,7 +177,9 @@ def load_table(request: HttpRequest, workflow_id: int, query: Query[LoadQuery]) 
     workflow = get_workflow(membership_of(request), workflow_id, "edit")
     try:
         parsed, options = _body(request, workflow)
-        keys = [k.strip() for k in query.keys.split(",") if k.strip()] or list(options.get("keys") or [])
+        keys = [k.strip() for k in query.keys.split(",") if k.strip()] or list(
+            options.get("keys") or []
+        )
         columns = load_frame(
             workflow=workflow,
             actor=request.user,

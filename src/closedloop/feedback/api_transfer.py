@@ -80,7 +80,9 @@ def _ids(raw: str) -> list[int] | None:
 def _read(upload: UploadedFile, field: str) -> bytes:
     if upload.size and upload.size > settings.DATAOPS_MAX_UPLOAD_SIZE:
         raise ApiError(
-            413, _("The file is larger than DATAOPS_MAX_UPLOAD_SIZE allows."), [(field, upload.name or "")]
+            413,
+            _("The file is larger than DATAOPS_MAX_UPLOAD_SIZE allows."),
+            [(field, upload.name or "")],
         )
     return upload.read()
 
@@ -96,10 +98,14 @@ def _download(data: bytes, filename: str, content_type: str) -> HttpResponse:
     response={200: None, **ERRORS},
     summary="Export a workflow (zip: workflow.json + data.csv)",
 )
-def export_workflow(request: HttpRequest, workflow_id: int, query: Query[ExportQuery]) -> HttpResponse:
+def export_workflow(
+    request: HttpRequest, workflow_id: int, query: Query[ExportQuery]
+) -> HttpResponse:
     membership = membership_of(request)
     workflow = get_workflow(membership, workflow_id)
-    data = transfer.workflow_export(workflow=workflow, actor=membership.user, action_ids=_ids(query.actions))
+    data = transfer.workflow_export(
+        workflow=workflow, actor=membership.user, action_ids=_ids(query.actions)
+    )
     return _download(data, f"{slugify(workflow.name) or 'workflow'}.zip", "application/zip")
 
 
@@ -108,11 +114,17 @@ def export_workflow(request: HttpRequest, workflow_id: int, query: Query[ExportQ
     response={200: None, **ERRORS},
     summary="Export actions only (JSON)",
 )
-def export_actions(request: HttpRequest, workflow_id: int, query: Query[ExportQuery]) -> HttpResponse:
+def export_actions(
+    request: HttpRequest, workflow_id: int, query: Query[ExportQuery]
+) -> HttpResponse:
     membership = membership_of(request)
     workflow = get_workflow(membership, workflow_id)
-    data = transfer.actions_export(workflow=workflow, actor=membership.user, action_ids=_ids(query.actions))
-    return _download(data, f"{slugify(workflow.name) or 'workflow'}-actions.json", "application/json")
+    data = transfer.actions_export(
+        workflow=workflow, actor=membership.user, action_ids=_ids(query.actions)
+    )
+    return _download(
+        data, f"{slugify(workflow.name) or 'workflow'}-actions.json", "application/json"
+    )
 
 
 @router.post(
@@ -156,7 +168,9 @@ def import_workflow(
     response={201: ImportOut, **WRITE_ERRORS},
     summary="Import actions (closedloop JSON or OnTask .gz) into a workflow",
 )
-def import_actions(request: HttpRequest, workflow_id: int, file: File[UploadedFile]) -> Status[dict[str, Any]]:
+def import_actions(
+    request: HttpRequest, workflow_id: int, file: File[UploadedFile]
+) -> Status[dict[str, Any]]:
     membership = membership_of(request)
     workflow = get_workflow(membership, workflow_id, need="edit")
     data = _read(file, "file")
@@ -177,7 +191,9 @@ def import_actions(request: HttpRequest, workflow_id: int, file: File[UploadedFi
     )
 
 
-@router.get("/plugins", response={200: list[PluginOut], **ERRORS}, summary="Plugins and their status")
+@router.get(
+    "/plugins", response={200: list[PluginOut], **ERRORS}, summary="Plugins and their status"
+)
 def list_plugins(request: HttpRequest) -> list[dict[str, Any]]:
     membership = membership_of(request)
     chosen = plugins.settings_by_key(membership.account)
@@ -191,7 +207,13 @@ def list_plugins(request: HttpRequest) -> list[dict[str, Any]]:
             "output_column_names": info.output_column_names,
             "output_suffix": info.output_suffix,
             "parameters": [
-                {"name": p.name, "type": p.type, "allowed": p.allowed, "default": p.default, "help": p.help}
+                {
+                    "name": p.name,
+                    "type": p.type,
+                    "allowed": p.allowed,
+                    "default": p.default,
+                    "help": p.help,
+                }
                 for p in info.parameters
             ],
             "errors": info.errors if membership.is_admin else [],
@@ -205,7 +227,9 @@ def list_plugins(request: HttpRequest) -> list[dict[str, Any]]:
     response={202: JobOut, **WRITE_ERRORS},
     summary="Run an enabled plugin (returns the Job)",
 )
-def run_plugin(request: HttpRequest, workflow_id: int, payload: PluginRunIn) -> Status[dict[str, Any]]:
+def run_plugin(
+    request: HttpRequest, workflow_id: int, payload: PluginRunIn
+) -> Status[dict[str, Any]]:
     membership = membership_of(request)
     workflow = get_workflow(membership, workflow_id, need="edit")
     params = payload.dict(exclude={"plugin_key"})

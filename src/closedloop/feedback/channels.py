@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 
 logger = logging.getLogger("closedloop.feedback.outbox")
@@ -167,6 +168,8 @@ def _header(value: str) -> str:
 
 
 def _address_header(address: str) -> str:
+    if "<" not in address and address.isascii():
+        return address
     name, addr = parseaddr(address)
     return formataddr((name, addr), charset="utf-8") if name else addr
 
@@ -256,6 +259,39 @@ def to_addresses(recipient: str, suffix: str = "") -> str:
     return " ".join(good)
 
 
+def _transact(
+    conn: smtplib.SMTP, sender: str, rcpts: list[str], data: bytes
+) -> dict[str, tuple[int, bytes]]:
+    """MAIL, RCPT…, DATA on an open connection — ``sendmail`` without re-parsing the
+    addresses for every message (they were checked once). Raises smtplib's errors."""
+    code, reply = conn.docmd("MAIL", f"FROM:<{sender}>")
+    if code != 250:
+        if code == 421:
+            conn.close()
+        else:
+            conn.rset()
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    refused: dict[str, tuple[int, bytes]] = {}
+    for rcpt in rcpts:
+        code, reply = conn.docmd("RCPT", f"TO:<{rcpt}>")
+        if code not in (250, 251):
+            refused[rcpt] = (code, reply)
+        if code == 421:
+            conn.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(rcpts):
+        conn.rset()
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, reply = conn.data(data)
+    if code != 250:
+        if code == 421:
+            conn.close()
+        else:
+            conn.rset()
+        raise smtplib.SMTPDataError(code, reply)
+    return refused
+
+
 def _smtp_error(code: int, text: Any) -> Exception:
     reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
     message = _("The mail server refused the message: %(code)s %(reply)s") % {
@@ -279,6 +315,7 @@ class SmtpChannel(OneByOne):
             getattr(settings, "EMAIL_MESSAGES_PER_CONNECTION", SMTP_MESSAGES_PER_CONNECTION)
         )
         self.connections = 0
+        self.sender = parseaddr(conf.from_address)[1]
 
     def _connect(self) -> smtplib.SMTP:
         host, port = settings.EMAIL_HOST, settings.EMAIL_PORT
@@ -293,6 +330,7 @@ class SmtpChannel(OneByOne):
                     conn.starttls(context=ssl.create_default_context())
             if settings.EMAIL_HOST_USER:
                 conn.login(settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD)
+            conn.ehlo_or_helo_if_needed()
         except smtplib.SMTPAuthenticationError as exc:
             raise TemporaryError(_("The mail server refused the login: %s") % exc) from exc
         except (OSError, smtplib.SMTPException) as exc:
@@ -317,13 +355,13 @@ class SmtpChannel(OneByOne):
     def send_one(self, message: Outgoing) -> str:
         rcpts = self._recipients(message)
         data = build_email(message, self.conf, domain=self.domain)
-        sender = parseaddr(self.conf.from_address)[1]
+        sender = self.sender
         for attempt in (1, 2):
             if self.conn is None or self.sent_on_connection >= self.per_connection:
                 self.close()
                 self.conn = self._connect()
             try:
-                refused = self.conn.sendmail(sender, rcpts, data)
+                refused = _transact(self.conn, sender, rcpts, data)
             except smtplib.SMTPServerDisconnected as exc:
                 self.conn = None  # the server hung up (often: per-session limit); try afresh
                 if attempt == 2:
@@ -365,9 +403,8 @@ class ConsoleOutbox(OneByOne):
 
     def send_one(self, message: Outgoing) -> str:
         to = to_addresses(message.recipient, self.address_suffix)
-        logger.info(
-            "outbox: to=%s subject=%s (%d characters)", to, message.subject, len(message.body)
-        )
+        text = str(message.extra.get("text") or strip_tags(message.body)).strip()
+        logger.info("outbox (not sent): to=%s subject=%s\n%s", to, message.subject, text[:2000])
         return "outbox"
 
 

@@ -130,7 +130,9 @@ class ColumnEditForm(VersionedForm):
         label=_("Allowed values"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=_("One per line (or separated by commas). Empty: any value."),
+        help_text=_(
+            "One per line (or separated by commas); for integers also ranges such as 1-5. Empty: any value."
+        ),
     )
     active_from = forms.DateTimeField(
         label=_("Active from"),

@@ -398,6 +398,7 @@ def send_confirmation(run: ActionRun, counts: dict[str, int]) -> bool:
         "sent": counts["sent"],
         "total": counts["total_rows"],
     }
+    assert run.started_by is not None
     message = ch.Outgoing(id=0, run_id=run.pk, recipient=run.started_by.email, subject=subject,
                           body=body)  # fmt: skip
     conf = ch.EmailSettings(from_address=str(settings.DEFAULT_FROM_EMAIL), html_only=True)

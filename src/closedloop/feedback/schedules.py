@@ -372,12 +372,15 @@ def _operate(schedule: Schedule) -> str:
                         schedule=schedule)  # fmt: skip
         return _("Run %(id)s started.") % {"id": run.pk}
     if op in (OperationType.SQL_REFRESH, OperationType.SOURCE_REFRESH):
-        from closedloop.feedback.dataops.refresh import refresh_from_source  # type: ignore[import-not-found]
+        from closedloop.feedback.dataops.refresh import refresh_from_source
 
         result = refresh_from_source(
-            workflow=schedule.workflow, actor=actor, payload=dict(schedule.payload)
+            workflow=schedule.workflow, actor=actor, spec=dict(schedule.payload)
         )
-        return _("Refreshed: %s") % (result,)
+        return _("Refreshed: %(added)s rows added, %(updated)s updated.") % {
+            "added": getattr(result, "added", "?"),
+            "updated": getattr(result, "updated", "?"),
+        }
     if op == OperationType.PLUGIN_RUN:
         from closedloop.feedback.plugins import run_plugin
 

@@ -135,7 +135,7 @@ def from_db(data_type: str, value: Any) -> Any:
         return None
     if data_type == "datetime":
         if isinstance(value, str):
-            return dt.datetime.strptime(value, SQLITE_DT_FORMAT).replace(tzinfo=UTC)
+            return dt.datetime.fromisoformat(value).replace(tzinfo=UTC)  # fixed format, 10x faster
         return as_utc(value)
     if data_type == "boolean":
         return bool(value)

@@ -21,8 +21,12 @@ from closedloop.jobs.runtime import JobContext, JobError, register_job
 
 def _load(ctx: JobContext) -> tuple[Workflow, Any]:
     params = ctx.params
-    workflow = Workflow.objects.select_related("account").filter(pk=params.get("workflow")).first()
-    user = get_user_model().objects.filter(pk=params.get("user")).first()
+    workflow = (
+        Workflow.objects.select_related("account")
+        .filter(pk=int(params.get("workflow") or 0))
+        .first()
+    )
+    user = get_user_model().objects.filter(pk=int(params.get("user") or 0)).first()
     if workflow is None or user is None:
         raise JobError(_("The workflow or its user no longer exists."))
     return workflow, user
@@ -39,10 +43,14 @@ def run_staged_upload(ctx: JobContext) -> dict[str, Any]:
         workflow_id=workflow.pk,
         user_id=user.pk,
     )
-    ctx.progress(1, 3, _("Checking and merging %(n)d rows") % {"n": staged.parsed.nrows}, force=True)
+    ctx.progress(
+        1, 3, _("Checking and merging %(n)d rows") % {"n": staged.parsed.nrows}, force=True
+    )
     ctx.check_cancelled()
     try:
-        result = wizard.run(workflow, user, staged, expected_version=ctx.params.get("expected_version"))
+        result = wizard.run(
+            workflow, user, staged, expected_version=ctx.params.get("expected_version")
+        )
     except FeedbackError as exc:
         raise JobError(str(exc)) from None
     ctx.progress(3, 3, _("Done"), force=True)

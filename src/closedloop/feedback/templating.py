@@ -315,9 +315,14 @@ def _sanitize_with_markers(tokens: list[Token], markdown: bool) -> list[Token | 
             skeleton_parts.append(f"{word}{index}y")
             index += 1
     skeleton = "".join(skeleton_parts)
-    if markdown:
-        skeleton = markdown_lib.markdown(skeleton, extensions=["tables", "sane_lists"])
     marker = re.compile(rf"{word}(\d+)y")
+    if markdown:
+        # a tag alone on its line is a block of its own (so "{% if x %}\n- item" is a list),
+        # and must not leave an empty paragraph behind
+        alone = re.compile(rf"^[ \t]*((?:{word}\d+y[ \t]*)+)$", re.MULTILINE)
+        skeleton = alone.sub(lambda m: f"\n\n{m.group(1).strip()}\n\n", skeleton)
+        skeleton = markdown_lib.markdown(skeleton, extensions=["tables", "sane_lists"])
+        skeleton = re.sub(rf"<p>\s*((?:{word}\d+y\s*)+)</p>", r"\1", skeleton)
     # between elements a marker must be a comment, so table foster-parenting cannot move it
     pieces: list[str] = []
     pos = 0

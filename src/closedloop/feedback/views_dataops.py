@@ -79,6 +79,10 @@ SOURCES = [
 ]
 
 
+def _user_id(request: HttpRequest) -> int:
+    return int(request.user.pk or 0)
+
+
 def _edit_workflow(request: HttpRequest, wid: int) -> Workflow:
     return load_workflow(request, wid, "edit")
 
@@ -88,7 +92,7 @@ def _staged(request: HttpRequest, workflow: Workflow, token: str) -> staging.Sta
         token,
         account_id=workflow.account_id,
         workflow_id=workflow.pk,
-        user_id=request.user.pk,
+        user_id=_user_id(request),
     )
 
 
@@ -167,7 +171,7 @@ def upload_source(request: HttpRequest, wid: int, kind: str) -> HttpResponse:
     if kind not in FORMS:
         raise Http404
     form_class = FORMS[kind]
-    extra = {"account": workflow.account} if form_class is SQLSourceForm else {}
+    extra: dict[str, Any] = {"account": workflow.account} if form_class is SQLSourceForm else {}
     form = form_class(request.POST or None, request.FILES or None, **extra)
     if request.method == "POST" and form.is_valid():
         try:
@@ -179,7 +183,7 @@ def upload_source(request: HttpRequest, wid: int, kind: str) -> HttpResponse:
                 parsed,
                 account_id=workflow.account_id,
                 workflow_id=workflow.pk,
-                user_id=request.user.pk,
+                user_id=_user_id(request),
                 source={"kind": kind},
             )
             request.session[SESSION_KEY] = {"workflow": workflow.pk, "token": token}
@@ -332,6 +336,7 @@ def upload_preview(request: HttpRequest, wid: int, token: str) -> HttpResponse:
             [row.get(c.name) for c in sample_columns] for row in (result.sample if result else [])
         ],
         as_job=staged.parsed.nrows > wizard.JOB_THRESHOLD,
+        type_labels={t: DataType(t).label for t in TYPES},
         nrows=staged.parsed.nrows,
     )
     return render(request, "feedback/dataops/preview.html", context)
@@ -347,7 +352,7 @@ def _confirm(request: HttpRequest, workflow: Workflow, staged: staging.Staged) -
             params={
                 "workflow": workflow.pk,
                 "token": staged.token,
-                "user": request.user.pk,
+                "user": _user_id(request),
                 "expected_version": expected,
             },  # fmt: skip
             title=_("Load data into %(name)s") % {"name": workflow.name},
@@ -366,7 +371,7 @@ def _confirm(request: HttpRequest, workflow: Workflow, staged: staging.Staged) -
 def upload_done(request: HttpRequest, wid: int, token: str) -> HttpResponse:
     workflow = load_workflow(request, wid, "edit")
     state = staging.load_state(
-        token, account_id=workflow.account_id, workflow_id=workflow.pk, user_id=request.user.pk
+        token, account_id=workflow.account_id, workflow_id=workflow.pk, user_id=_user_id(request)
     )
     if not state.get("done"):
         return redirect("feedback:upload_preview", wid=workflow.pk, token=token)

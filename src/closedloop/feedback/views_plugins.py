@@ -41,9 +41,7 @@ def plugin_list(request: HttpRequest) -> HttpResponse:
     return render(request, "feedback/plugins/list.html", {"rows": rows})
 
 
-@member_required
-@require_POST
-def plugin_toggle(request: HttpRequest, key: str, enable: bool) -> HttpResponse:
+def _toggle(request: HttpRequest, key: str, enable: bool) -> HttpResponse:
     membership = _admin(request)
     try:
         if enable:
@@ -59,12 +57,17 @@ def plugin_toggle(request: HttpRequest, key: str, enable: bool) -> HttpResponse:
     return redirect("feedback:plugin_list")
 
 
+@member_required
+@require_POST
 def plugin_enable(request: HttpRequest, key: str) -> HttpResponse:
-    return plugin_toggle(request, key, True)
+    """Enable (or verify again after a change) a plugin for the account."""
+    return _toggle(request, key, True)
 
 
+@member_required
+@require_POST
 def plugin_disable(request: HttpRequest, key: str) -> HttpResponse:
-    return plugin_toggle(request, key, False)
+    return _toggle(request, key, False)
 
 
 def _run_params(request: HttpRequest, info: plugins.PluginInfo) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from closedloop.feedback.models import (
     Action,
     ActionRun,
     ActionType,
+    Channel,
     Column,
     Delivery,
     DeliveryStatus,
@@ -86,7 +87,7 @@ def _initial_options(action: Action) -> dict[str, Any]:
         if isinstance(saved.get(key), list):
             saved[key] = " ".join(saved[key])
     return {
-        "item_column": saved.get("item_column", ""),
+        "item_column": saved.get("item_column") or _guess_item_column(action),
         "subject": action.subject,
         "cc": saved.get("cc", ""),
         "bcc": saved.get("bcc", ""),
@@ -98,6 +99,17 @@ def _initial_options(action: Action) -> dict[str, Any]:
         "canvas_instance": saved.get("canvas_instance", ""),
         "exclude_values": [],
     }
+
+
+def _guess_item_column(action: Action) -> str:
+    """A sensible first choice: a column named like the channel's address, else the key."""
+    hint = {ActionType.SMS: "phone", ActionType.CANVAS_EMAIL: "canvas"}.get(
+        action.action_type, "email"
+    )  # type: ignore[call-overload]
+    columns = list(Column.objects.filter(workflow_id=action.workflow_id).order_by("position", "id"))
+    named = next((c for c in columns if hint in c.name.lower()), None)
+    key = next((c for c in columns if c.is_key), None)
+    return (named or key).name if (named or key) else ""
 
 
 def _form_context(
@@ -175,7 +187,7 @@ def _confirm_context(
 
     excluded = set(clean["exclude_values"])
     if action.action_type in runs.REPORT_TYPES:
-        total, sample = 1, [clean.get("email_to") or clean.get("target_url")]
+        total, sample = 1, [str(clean.get("email_to") or clean.get("target_url") or "")]
     else:
         recipients = (
             runs.recipients_preview(action, clean["item_column"])
@@ -233,6 +245,7 @@ def _progress_context(run: ActionRun) -> dict[str, Any]:
                 counts["cancelled"],
             ],
             "opened": counts["opened"],
+            "opened_label": _("%(n)s opened") % {"n": counts["opened"]},
         },
     }
 
@@ -317,7 +330,7 @@ def outbox_page(request: HttpRequest) -> HttpResponse:
         "run__action__workflow"
     )
     channel = request.GET.get("channel", "")
-    if channel in {c for c, _l in Delivery._meta.get_field("channel").choices}:
+    if channel in Channel.values:
         qs = qs.filter(channel=channel)
     q = request.GET.get("q", "").strip()
     if q:

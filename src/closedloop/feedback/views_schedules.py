@@ -8,6 +8,7 @@ import json
 import zoneinfo
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -163,7 +164,7 @@ def schedule_list(request: HttpRequest, wid: int) -> HttpResponse:
         ActionRun.objects.filter(schedule__in=[s.pk for s in items])
     ).order_by("-created_at", "-id")
     for run in recent[: 50 * max(1, len(items))]:
-        bucket = last_runs.setdefault(run.schedule_id, [])
+        bucket = last_runs.setdefault(run.schedule_id or 0, [])
         if len(bucket) < LAST_RUNS:
             bucket.append(run)
     rows = [
@@ -187,10 +188,10 @@ def schedule_create(request: HttpRequest, wid: int) -> HttpResponse:
             workflow=workflow, pk=_int(request.GET.get("action"))
         ).first()
         start = (timezone.now() + dt.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
-        values = {"operation_type": OperationType.ACTION_RUN, "action": preset, "execute_start": start,
-                  "payload": {"item_column": (preset.options or {}).get("item_column", "")} if preset else {}}  # fmt: skip
+        initial = {"operation_type": OperationType.ACTION_RUN, "action": preset, "execute_start": start,
+                  "payload": {"item_column": (preset.options or {}).get("item_column", ""), "html_only": settings.EMAIL_HTML_ONLY} if preset else {"html_only": settings.EMAIL_HTML_ONLY}}  # fmt: skip
         return render(
-            request, "feedback/schedules/schedule_form.html", _form_context(workflow, None, values)
+            request, "feedback/schedules/schedule_form.html", _form_context(workflow, None, initial)
         )
     values: dict[str, Any] = {}
     try:

@@ -57,7 +57,9 @@ def _show(column: Column, value: Any) -> str:
     if column.data_type == DataType.DATETIME and isinstance(value, (int, float)):
         return cell(_from_epoch_ms(value))
     if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) >= 1e6 else f"{round(value, 4):,}"
+        if abs(value) >= 1e9:
+            return f"{value:,.4g}"
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
     return cell(value)
 
 
@@ -137,7 +139,8 @@ def column_statistics(workflow: Workflow, column: Column) -> dict[str, Any]:
     }
     counts = _value_counts(column, series)
     stats["value_counts"] = counts
-    stats["mode"] = counts[0][0] if counts else None
+    # a mode only means something when a value repeats
+    stats["mode"] = counts[0][0] if counts and counts[0][1] > 1 else None
     if column.data_type in ORDERED and stats["count"]:
         values = _numeric_series(column, series)
         five = _five(values)
@@ -173,7 +176,13 @@ def column_statistics(workflow: Workflow, column: Column) -> dict[str, Any]:
             "values": [c for _t, c, _s in counts],
         }
     stats["charts"] = [
-        {"id": f"chart-{name}", "name": name, "title": data["title"], "data": data}
+        {
+            "id": f"chart-{name}",
+            "name": name,
+            "title": data["title"],
+            "data": data,
+            "css": "cl-chart" if name == "box" else "cl-chart-lg",
+        }
         for name, data in stats["charts"].items()
     ]
     return stats

@@ -5,12 +5,12 @@ the whole table in Python except the downloads, which stream it in chunks."""
 from __future__ import annotations
 
 import csv
-from html import escape
 import io
 import math
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import polars as pl
@@ -125,10 +125,10 @@ def row_cells_html(
             href = escape(f"{row_url}?{row_query(key, value)}")
             parts.append(
                 f'<td class="{css}"><a href="{href}" data-testid="row-link">'
-                f"{escape(cell(value))}</a></td>"
+                f"<bdi>{escape(cell(value))}</bdi></a></td>"
             )
         else:
-            parts.append(f'<td class="{css}">{escape(cell(value))}</td>')
+            parts.append(f'<td class="{css}"><bdi>{escape(cell(value))}</bdi></td>')
     return mark_safe("".join(parts))  # noqa: S308 - every value is escaped above
 
 
@@ -144,7 +144,10 @@ def table_page_data(
     """Count + one sorted, searched page of rows, shaped for the template."""
     search = tbl.search_sql(columns, state.q)
     count_where, count_params = _where_and(where, search)
-    total = tbl.count_rows(workflow, where=count_where, params=count_params)
+    if count_where:
+        total = tbl.count_rows(workflow, where=count_where, params=count_params)
+    else:  # the whole table: the services keep its row count up to date
+        total = workflow.nrows
     num_pages = max(1, math.ceil(total / PAGE_SIZE))
     page = min(state.page, num_pages)
     rows = tbl.fetch_rows(

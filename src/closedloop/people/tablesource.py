@@ -18,7 +18,7 @@ from closedloop.core.tablesource import SourceColumn, table_sources
 from closedloop.people.models import CustomField, Identifier
 from closedloop.people.selectors import unit_path_labels, visible_people
 
-FIELD_TYPES = {
+FIELD_TYPES: dict[str, str] = {
     CustomField.Type.TEXT: "string",
     CustomField.Type.NUMBER: "double",
     CustomField.Type.DATE: "datetime",
@@ -47,7 +47,7 @@ def _field_column_name(field: CustomField, taken: set[str]) -> str:
 
 class PeopleTableSource:
     key = "people"
-    title = _("People")
+    title: str = _("People")  # type: ignore[assignment]
 
     def _fields(self) -> list[tuple[str, CustomField]]:
         taken = {c.name for c in BUILTIN}

@@ -124,7 +124,9 @@ def test_an_instructor_launch_never_downgrades_an_admin(client, world):
 
 
 def test_an_instructor_launch_raises_a_viewer_and_uses_their_only_account(client, world):
-    body = sign(launch_params(roles="Instructor", lis_person_contact_email_primary="bob@example.org"))
+    body = sign(
+        launch_params(roles="Instructor", lis_person_contact_email_primary="bob@example.org")
+    )
     assert post(client, body).status_code == 302
     world.bob_membership.refresh_from_db()
     assert world.bob_membership.role == Role.INSTRUCTOR
@@ -175,7 +177,9 @@ def test_the_consumer_account_mapping_limits_the_accounts(client, world, setting
     assert b"account_not_allowed" in response.content
     assert not User.objects.filter(email="t2@example.edu").exists()
     # without custom_account the single mapped account is used
-    body = sign(launch_params(roles="Instructor", lis_person_contact_email_primary="t2@example.edu"))
+    body = sign(
+        launch_params(roles="Instructor", lis_person_contact_email_primary="t2@example.edu")
+    )
     assert post(client, body).status_code == 302
     assert Membership.objects.get(user__email="t2@example.edu").account == world.account
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from closedloop.core.tablesource import table_sources
 from closedloop.feedback.dataops.sources import max_upload_size
 from closedloop.feedback.dataops.sqlconn import connections_for
-from closedloop.feedback.models import SQLConnection
+from closedloop.feedback.models import SQLConnection, SQLEngine
 
 SOURCE_KINDS = ("csv", "xlsx", "json", "sql", "source", "s3", "gsheet")
 DELIMITERS = [("", _("detect")), (",", ","), (";", ";"), ("\\t", _("tab")), ("|", "|")]
@@ -34,9 +34,7 @@ class StyledForm(forms.Form):
     def style(self) -> StyledForm:
         for field in self.fields.values():
             widget = field.widget
-            if isinstance(widget, forms.CheckboxInput):
-                widget.attrs.setdefault("class", "form-check-input")
-            elif isinstance(widget, forms.RadioSelect):
+            if isinstance(widget, (forms.CheckboxInput, forms.RadioSelect)):
                 widget.attrs.setdefault("class", "form-check-input")
             elif isinstance(widget, forms.Select):
                 widget.attrs.setdefault("class", "form-select")
@@ -93,7 +91,9 @@ class JSONForm(FileSourceForm):
 
 
 class SQLSourceForm(StyledForm):
-    connection = forms.ModelChoiceField(label=_("Connection"), queryset=SQLConnection.objects.none())
+    connection = forms.ModelChoiceField(
+        label=_("Connection"), queryset=SQLConnection.objects.none()
+    )
     password = forms.CharField(
         label=_("Password"),
         required=False,
@@ -116,9 +116,12 @@ class SQLSourceForm(StyledForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         connection = data.get("connection")
-        if connection is not None and not connection.password_encrypted and not data.get("password"):
-            if connection.engine != "sqlite":
-                self.add_error("password", _("This connection does not store its password: enter it."))
+        if (
+            connection is not None
+            and not connection.password_encrypted
+            and not data.get("password")
+        ) and connection.engine != "sqlite":
+            self.add_error("password", _("This connection does not store its password: enter it."))
         return data
 
 
@@ -133,7 +136,9 @@ class TableSourceForm(StyledForm):
 
 class S3Form(StyledForm):
     bucket = forms.CharField(label=_("Bucket"), max_length=255)
-    key = forms.CharField(label=_("Object key"), max_length=1024, help_text=_("e.g. exports/grades.csv"))
+    key = forms.CharField(
+        label=_("Object key"), max_length=1024, help_text=_("e.g. exports/grades.csv")
+    )
     region = forms.CharField(label=_("Region"), max_length=64, required=False)
     access_key = forms.CharField(label=_("Access key"), max_length=200, required=False)
     secret_key = forms.CharField(
@@ -141,7 +146,12 @@ class S3Form(StyledForm):
     )
     kind = forms.ChoiceField(
         label=_("Format"),
-        choices=[("", _("from the key's extension")), ("csv", "CSV"), ("xlsx", "Excel"), ("json", "JSON")],
+        choices=[
+            ("", _("from the key's extension")),
+            ("csv", "CSV"),
+            ("xlsx", "Excel"),
+            ("json", "JSON"),
+        ],
         required=False,
     )
 
@@ -170,14 +180,18 @@ FORMS: dict[str, type[StyledForm]] = {
 class MergeOptionsForm(StyledForm):
     left_on = forms.ChoiceField(label=_("Key in the table"))
     right_on = forms.ChoiceField(label=_("Key in the new data"))
-    how = forms.ChoiceField(label=_("Merge method"), choices=HOW_CHOICES, widget=forms.RadioSelect, initial="outer")
+    how = forms.ChoiceField(
+        label=_("Merge method"), choices=HOW_CHOICES, widget=forms.RadioSelect, initial="outer"
+    )
     clear_with_empty = forms.BooleanField(
         label=_("Empty values clear cells"),
         required=False,
         help_text=_("Off (as OnTask): an empty value in the new data never erases a value."),
     )
 
-    def __init__(self, *args: Any, table_keys: list[str], data_keys: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, table_keys: list[str], data_keys: list[str], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["left_on"].choices = [(k, k) for k in table_keys]  # type: ignore[attr-defined]
         self.fields["right_on"].choices = [(k, k) for k in data_keys]  # type: ignore[attr-defined]
@@ -185,8 +199,10 @@ class MergeOptionsForm(StyledForm):
 
 class SQLConnectionForm(StyledForm):
     name = forms.CharField(label=_("Name"), max_length=200)
-    description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    engine = forms.ChoiceField(label=_("Engine"), choices=SQLConnection._meta.get_field("engine").choices)  # type: ignore[arg-type]
+    description = forms.CharField(
+        label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    engine = forms.ChoiceField(label=_("Engine"), choices=SQLEngine.choices)
     host = forms.CharField(label=_("Host"), required=False, max_length=255)
     port = forms.IntegerField(label=_("Port"), required=False, min_value=1, max_value=65535)
     database = forms.CharField(label=_("Database"), max_length=500,
@@ -196,7 +212,9 @@ class SQLConnectionForm(StyledForm):
         label=_("Password"),
         required=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text=_("Stored encrypted and never shown. Leave empty to keep the stored one, or to have it asked at each use."),
+        help_text=_(
+            "Stored encrypted and never shown. Leave empty to keep the stored one, or to have it asked at each use."
+        ),
     )
     clear_password = forms.BooleanField(label=_("Forget the stored password"), required=False)
     db_table = forms.CharField(label=_("Table"), required=False, max_length=200)

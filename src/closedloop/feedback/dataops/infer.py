@@ -156,9 +156,10 @@ def infer_type(series: pl.Series, time_zone: str = "UTC") -> tuple[str, pl.Serie
                 return "string", series  # beyond 64 bits: keep every digit
             continue  # a decimal point somewhere further down: try double
         if data_type == "double":
-            if values.str.contains(DOUBLE_RE).all() and not values.str.contains(
-                r"^[+-]?0\d+$"
-            ).any():
+            if (
+                values.str.contains(DOUBLE_RE).all()
+                and not values.str.contains(r"^[+-]?0\d+$").any()
+            ):
                 return "double", series.cast(pl.Float64, strict=False)
             return "string", series
         if data_type == "datetime":

@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from closedloop.feedback import table as storage
 from closedloop.feedback.dataops import infer
 from closedloop.feedback.dataops.errors import FeedbackError, data_error, rows_text
+from closedloop.feedback.dataops.fastread import read_table_frame
 from closedloop.feedback.logs import log_event
 from closedloop.feedback.models import Column, Workflow
 
@@ -388,8 +389,6 @@ def plan_merge(
     )
     final = result.drop(["__old", "__new", "__row", "__changed"])
     sample_rows = result.filter(pl.col("__changed") | ~pl.col("__old")).head(SAMPLE_ROWS)
-    if sample_rows.height == 0:
-        sample_rows = result.head(SAMPLE_ROWS)
     outcome.sample = sample_rows.drop(["__old", "__new", "__row", "__changed"]).to_dicts()
     touched = {p.name for p in plans if p.tag in ("new", "update", "renamed")}
     return MergePlan(final, existing, new_columns, touched, outcome)
@@ -429,7 +428,6 @@ def merge_frame(
 
     ``dry_run`` computes the preview without writing. An empty workflow is loaded instead
     (``services.table_load``) with ``keys`` (default: ``right_on``) as key columns."""
-    from closedloop.feedback import services
 
     options = {
         "types": types,
@@ -447,7 +445,7 @@ def merge_frame(
         existing = _existing_columns(workflow)
         if not existing:
             return _load_preview(frame, types, keys or [right_on], renames, ignored)
-        current = storage.read_frame(workflow, existing)
+        current = read_table_frame(workflow, existing)
         return plan_merge(workflow, existing, current, frame, **options).result  # type: ignore[arg-type]
     try:
         with transaction.atomic():
@@ -465,7 +463,7 @@ def merge_frame(
                     expected_version=expected_version,
                 )
                 return _load_preview(frame, types, keys or [right_on], renames, ignored)
-            current = storage.read_frame(locked, existing)
+            current = read_table_frame(locked, existing)
             plan = plan_merge(locked, existing, current, frame, **options)  # type: ignore[arg-type]
             write_plan(locked, plan, actor=actor, label=label, expected_version=expected_version)
     except Exception as exc:
@@ -509,7 +507,9 @@ def load_frame(
         if key not in frame.columns:
             raise data_error(_("The key column “%(col)s” is not in the data.") % {"col": key}, column=key)  # fmt: skip
         check_incoming_key(frame, key, rows)
-    types = {n: types.get(n) or infer.type_of_dtype(frame.schema[n]) or "string" for n in frame.columns}
+    types = {
+        n: types.get(n) or infer.type_of_dtype(frame.schema[n]) or "string" for n in frame.columns
+    }
     typed = frame.with_columns(
         [infer.coerce_series(frame.get_column(n), t).alias(n) for n, t in types.items()]
     )

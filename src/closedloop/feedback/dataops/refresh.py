@@ -76,5 +76,6 @@ def refresh_from_source(*, workflow: Workflow, actor: Any, spec: dict[str, Any])
         clear_with_empty=bool(spec.get("clear_with_empty")),
         keys=[right_on],
         row_numbers=parsed.row_numbers,
-        label=_("refresh from %(source)s") % {"source": parsed.notes[0] if parsed.notes else spec.get("kind")},
+        label=_("refresh from %(source)s")
+        % {"source": parsed.notes[0] if parsed.notes else spec.get("kind")},
     )

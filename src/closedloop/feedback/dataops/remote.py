@@ -75,7 +75,9 @@ def fetch_http(url: str) -> bytes:
                     check_size(size)
                 chunks.append(chunk)
     except requests.RequestException as exc:
-        raise data_error(_("The link could not be read: %(err)s") % {"err": exc}, column="url") from None
+        raise data_error(
+            _("The link could not be read: %(err)s") % {"err": exc}, column="url"
+        ) from None
     return b"".join(chunks)
 
 
@@ -103,7 +105,8 @@ def fetch_s3(
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("404", "NoSuchKey", "NoSuchBucket"):
             raise data_error(
-                _("There is no object “%(key)s” in bucket “%(bucket)s”.") % {"key": key, "bucket": bucket},
+                _("There is no object “%(key)s” in bucket “%(bucket)s”.")
+                % {"key": key, "bucket": bucket},
                 column="key",
             ) from None
         if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):

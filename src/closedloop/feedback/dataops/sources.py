@@ -408,9 +408,7 @@ def column_series(name: str, values: list[Any]) -> pl.Series:
 
 def frame_from_rows(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
     columns = list(zip(*rows, strict=True)) if rows else [() for _n in names]
-    return pl.DataFrame(
-        [column_series(n, list(c)) for n, c in zip(names, columns, strict=True)]
-    )
+    return pl.DataFrame([column_series(n, list(c)) for n, c in zip(names, columns, strict=True)])
 
 
 def frame_from_records(records: Iterable[dict[str, Any]]) -> tuple[list[str], pl.DataFrame]:
@@ -544,9 +542,7 @@ def load_remote(
 ) -> ParsedTable:
     from closedloop.feedback.dataops.remote import fetch_remote
 
-    data, detected = fetch_remote(
-        url, access_key=access_key, secret_key=secret_key, region=region
-    )
+    data, detected = fetch_remote(url, access_key=access_key, secret_key=secret_key, region=region)
     parsed = parse_upload(detected or kind, data, time_zone=time_zone, **options)
     parsed.source = "remote"
     return parsed

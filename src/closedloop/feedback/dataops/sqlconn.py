@@ -11,6 +11,7 @@ server's own database through a connection.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 import time
@@ -200,7 +201,7 @@ def _open(connection: SQLConnection, password: str) -> Any:
             options=f"-c statement_timeout={timeout * 1000} -c default_transaction_read_only=on",
         )
     if engine == SQLEngine.MYSQL:
-        import pymysql
+        import pymysql  # type: ignore[import-untyped]
 
         db = pymysql.connect(
             host=connection.host or "localhost",
@@ -215,10 +216,8 @@ def _open(connection: SQLConnection, password: str) -> Any:
             cursor.execute("SET SESSION TRANSACTION READ ONLY")
             for statement in (f"SET SESSION MAX_EXECUTION_TIME={timeout * 1000}",  # MySQL
                               f"SET SESSION max_statement_time={timeout}"):  # MariaDB  # fmt: skip
-                try:
+                with contextlib.suppress(pymysql.MySQLError):
                     cursor.execute(statement)
-                except pymysql.MySQLError:
-                    pass
         return db
     raise data_error(_("Unknown database engine “%(e)s”.") % {"e": engine})
 
@@ -237,7 +236,9 @@ def _statement(connection: SQLConnection, table: str | None, query: str | None) 
         return check_query(query)
     if table:
         return f"SELECT * FROM {_quote(connection.engine, table)}"
-    raise data_error(_("The connection has neither a table nor a query to read."), column="db_table")
+    raise data_error(
+        _("The connection has neither a table nor a query to read."), column="db_table"
+    )
 
 
 def _failure(exc: Exception) -> Exception:

@@ -31,7 +31,7 @@ def admin_required(view: View) -> View:
             raise PermissionDenied(_("Only account administrators manage SQL connections."))
         return view(request, *args, **kwargs)
 
-    return wrapped
+    return wrapped  # type: ignore[return-value]
 
 
 def _add_error(form: SQLConnectionForm, exc: FeedbackError) -> None:
@@ -48,6 +48,7 @@ def sqlconn_list(request: HttpRequest) -> HttpResponse:
 @admin_required
 def sqlconn_create(request: HttpRequest) -> HttpResponse:
     form = SQLConnectionForm(request.POST or None, initial={"enabled": True})
+    del form.fields["clear_password"]  # nothing stored yet
     if request.method == "POST" and form.is_valid():
         try:
             connection = sqlconn.sqlconn_create(
@@ -59,9 +60,13 @@ def sqlconn_create(request: HttpRequest) -> HttpResponse:
         except FeedbackError as exc:
             _add_error(form, exc)
         else:
-            messages.success(request, _("Connection %(name)s was created.") % {"name": connection.name})
+            messages.success(
+                request, _("Connection %(name)s was created.") % {"name": connection.name}
+            )
             return redirect("feedback:sqlconn_list")
-    return render(request, "feedback/dataops/sqlconn_form.html", {"form": form.style(), "connection": None})
+    return render(
+        request, "feedback/dataops/sqlconn_form.html", {"form": form.style(), "connection": None}
+    )
 
 
 @admin_required
@@ -81,7 +86,9 @@ def sqlconn_edit(request: HttpRequest, pk: int) -> HttpResponse:
         except FeedbackError as exc:
             _add_error(form, exc)
         else:
-            messages.success(request, _("Your changes to %(name)s were saved.") % {"name": connection.name})
+            messages.success(
+                request, _("Your changes to %(name)s were saved.") % {"name": connection.name}
+            )
             return redirect("feedback:sqlconn_list")
     context = {"form": form.style(), "connection": connection}
     return render(request, "feedback/dataops/sqlconn_form.html", context)

@@ -8,13 +8,14 @@ import pytest
 from closedloop.core.tenancy import account_scope, scopes_disabled
 from closedloop.core.testing.factories import UserFactory
 from closedloop.feedback import actions, filters
-from tests.e2e.conftest import (  # noqa: F401 - pytest fixtures
-    browser,
-    jobs_run_in_the_request,
-    log_in,
-    new_page,
-    shot,
-)
+from tests.e2e import conftest as e2e
+
+# the Chromium fixtures of the end-to-end suite
+browser = e2e.browser
+new_page = e2e.new_page
+shot = e2e.shot
+log_in = e2e.log_in
+jobs_run_in_the_request = e2e.jobs_run_in_the_request
 
 expect = pytest.importorskip("playwright.sync_api").expect
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -26,16 +27,23 @@ def low():
             "rules": [{"id": "score", "field": "score", "type": "double", "operator": "less", "value": 50}]}  # fmt: skip
 
 
-def test_the_editor_previews_as_you_type_and_steps_through_rows(world, make_workflow, new_page, log_in, shot):
+def test_the_editor_previews_as_you_type_and_steps_through_rows(
+    world, make_workflow, new_page, log_in, shot
+):
     workflow = make_workflow()
     with account_scope(world.account):
         action = actions.action_create(
-            workflow=workflow, actor=world.alice, name="Midterm feedback", action_type="email",
-            subject="Your midterm, {{ name }}", text_content="<p>Dear {{ name }},</p>",
+            workflow=workflow,
+            actor=world.alice,
+            name="Midterm feedback",
+            action_type="email",
+            subject="Your midterm, {{ name }}",
+            text_content="<p>Dear {{ name }},</p>",
         )
         filters.condition_create(action=action, actor=world.alice, name="Low score", formula=low())
         actions.action_update(
-            action=action, actor=world.alice,
+            action=action,
+            actor=world.alice,
             text_content="<p>Dear {{ name }},</p>\n{% if Low score %}<p>Let us meet this week.</p>{% else %}<p>Well done.</p>{% endif %}",
         )
     page = new_page()
@@ -69,11 +77,19 @@ def test_a_learner_answers_a_survey_on_a_phone(world, make_workflow, new_page, l
 
         column_services.column_add(workflow=workflow, actor=world.alice, name="How do you feel?",
                                    data_type="string", categories=["great", "ok", "lost"])  # fmt: skip
-        column_services.column_add(workflow=workflow, actor=world.alice, name="Hours studied", data_type="integer")
-        column_services.column_add(workflow=workflow, actor=world.alice, name="Read the notes", data_type="boolean")
+        column_services.column_add(
+            workflow=workflow, actor=world.alice, name="Hours studied", data_type="integer"
+        )
+        column_services.column_add(
+            workflow=workflow, actor=world.alice, name="Read the notes", data_type="boolean"
+        )
         survey = actions.action_create(
-            workflow=workflow, actor=world.alice, name="Week 5 check-in", action_type="survey",
-            serve_enabled=True, text_content="<p>Hi {{ name }}, three quick questions.</p>",
+            workflow=workflow,
+            actor=world.alice,
+            name="Week 5 check-in",
+            action_type="survey",
+            serve_enabled=True,
+            text_content="<p>Hi {{ name }}, three quick questions.</p>",
         )
         actions.action_set_columns(action=survey, actor=world.alice, items=[
             {"column": "How do you feel?"}, {"column": "Hours studied"}, {"column": "Read the notes"},

@@ -22,9 +22,13 @@ class Api:
     def get(self, path: str, **params: Any) -> Any:
         return self.client.get("/api/v1" + path, params, headers=self.headers)
 
-    def send(self, method: str, path: str, body: Any, content_type: str = "application/json") -> Any:
+    def send(
+        self, method: str, path: str, body: Any, content_type: str = "application/json"
+    ) -> Any:
         data = body if isinstance(body, str | bytes) else json.dumps(body)
-        return getattr(self.client, method)("/api/v1" + path, data, content_type=content_type, headers=self.headers)
+        return getattr(self.client, method)(
+            "/api/v1" + path, data, content_type=content_type, headers=self.headers
+        )
 
 
 @pytest.fixture
@@ -48,7 +52,9 @@ def rows_of(workflow: Any) -> dict[str, dict[str, Any]]:
         return {r["email"]: r for r in storage.read_frame(workflow).to_dicts()}
 
 
-def test_the_table_reads_as_json_records_and_as_csv(api_as: Any, world: Any, course: Any, django_assert_max_num_queries: Any) -> None:
+def test_the_table_reads_as_json_records_and_as_csv(
+    api_as: Any, world: Any, course: Any, django_assert_max_num_queries: Any
+) -> None:
     api = api_as(world.alice)
     with django_assert_max_num_queries(12):
         response = api.get(f"/workflows/{course.pk}/table")
@@ -91,16 +97,25 @@ def test_put_then_get_round_trips_csv_typed_like_the_wizard(api_as: Any, world: 
 
 def test_put_json_records_with_keys(api_as: Any, world: Any, course: Any) -> None:
     api = api_as(world.alice)
-    response = api.send("put", f"/workflows/{course.pk}/table", {"records": [{"id": "a", "n": 1}, {"id": "b", "n": 2.5}], "keys": ["id"]})
+    response = api.send(
+        "put",
+        f"/workflows/{course.pk}/table",
+        {"records": [{"id": "a", "n": 1}, {"id": "b", "n": 2.5}], "keys": ["id"]},
+    )
     assert response.status_code == 200, response.content
     with account_scope(world.account):
-        assert [(c.name, c.data_type) for c in Column.objects.filter(workflow=course)] == [("id", "string"), ("n", "double")]
+        assert [(c.name, c.data_type) for c in Column.objects.filter(workflow=course)] == [
+            ("id", "string"),
+            ("n", "double"),
+        ]
 
 
 def test_put_refuses_duplicate_keys_with_their_rows(api_as: Any, world: Any, course: Any) -> None:
     api = api_as(world.alice)
     before = rows_of(course)
-    response = api.send("put", f"/workflows/{course.pk}/table?keys=id", "id,x\n1,a\n2,b\n1,c\n", "text/csv")
+    response = api.send(
+        "put", f"/workflows/{course.pk}/table?keys=id", "id,x\n1,a\n2,b\n1,c\n", "text/csv"
+    )
     assert response.status_code == 400
     body = response.json()
     assert body["detail"] == (
@@ -108,20 +123,30 @@ def test_put_refuses_duplicate_keys_with_their_rows(api_as: Any, world: Any, cou
     )
     assert body["errors"] == [{"field": "id", "message": "Row 2: Duplicate key “1”."}]
     response = api.send("put", f"/workflows/{course.pk}/table", "id,x\n1,a\n", "text/csv")
-    assert response.status_code == 400 and response.json()["detail"].startswith("Choose at least one key column")
+    assert response.status_code == 400 and response.json()["detail"].startswith(
+        "Choose at least one key column"
+    )
     assert rows_of(course) == before
 
 
 def test_merge_with_csv_returns_the_counts(api_as: Any, world: Any, course: Any) -> None:
     api = api_as(world.alice)
     body = "email,bonus\nana@example.org,2\nzed@example.org,1\n"
-    response = api.send("post", f"/workflows/{course.pk}/table/merge?how=outer&left_on=email&right_on=email", body, "text/csv")
+    response = api.send(
+        "post",
+        f"/workflows/{course.pk}/table/merge?how=outer&left_on=email&right_on=email",
+        body,
+        "text/csv",
+    )
     assert response.status_code == 200, response.content
     counts = response.json()
     assert {k: counts[k] for k in ("added", "updated", "unchanged", "dropped")} == {
         "added": 1, "updated": 1, "unchanged": 5, "dropped": 0,
     }  # fmt: skip
-    assert [(c["name"], c["tag"]) for c in counts["columns"]] == [("email", "key"), ("bonus", "new")]
+    assert [(c["name"], c["tag"]) for c in counts["columns"]] == [
+        ("email", "key"),
+        ("bonus", "new"),
+    ]
     assert rows_of(course)["zed@example.org"]["bonus"] == 1
 
 
@@ -130,14 +155,21 @@ def test_merge_with_json_options_in_the_body(api_as: Any, world: Any, course: An
     response = api.send(
         "post",
         f"/workflows/{course.pk}/table/merge",
-        {"records": [{"mail": "ben@example.org", "score": 50}], "how": "inner", "left_on": "email", "right_on": "mail"},
+        {
+            "records": [{"mail": "ben@example.org", "score": 50}],
+            "how": "inner",
+            "left_on": "email",
+            "right_on": "mail",
+        },
     )
     assert response.status_code == 200, response.content
     assert response.json()["dropped"] == 5
     assert list(rows_of(course)) == ["ben@example.org"]
 
 
-def test_merge_errors_name_rows_and_columns_and_change_nothing(api_as: Any, world: Any, course: Any) -> None:
+def test_merge_errors_name_rows_and_columns_and_change_nothing(
+    api_as: Any, world: Any, course: Any
+) -> None:
     api = api_as(world.alice)
     before = rows_of(course)
     response = api.send(
@@ -145,14 +177,23 @@ def test_merge_errors_name_rows_and_columns_and_change_nothing(api_as: Any, worl
         "email,attempts\nana@example.org,x\n", "text/csv",
     )  # fmt: skip
     assert response.status_code == 400
-    assert response.json()["errors"] == [{"field": "attempts", "message": "Row 2: “x” is not integers."}]
-    response = api.send("post", f"/workflows/{course.pk}/table/merge?left_on=nope&right_on=email", "email\na@x.org\n", "text/csv")
+    assert response.json()["errors"] == [
+        {"field": "attempts", "message": "Row 2: “x” is not integers."}
+    ]
+    response = api.send(
+        "post",
+        f"/workflows/{course.pk}/table/merge?left_on=nope&right_on=email",
+        "email\na@x.org\n",
+        "text/csv",
+    )
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "left_on"
     response = api.send("post", f"/workflows/{course.pk}/table/merge", {"rows": []})
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "records"
     response = api.send("post", f"/workflows/{course.pk}/table/merge", b"<xml/>", "application/xml")
     assert response.status_code == 415
-    response = api.send("post", f"/workflows/{course.pk}/table/merge?right_on=email", b"\x00\x01" * 300, "text/csv")
+    response = api.send(
+        "post", f"/workflows/{course.pk}/table/merge?right_on=email", b"\x00\x01" * 300, "text/csv"
+    )
     assert response.status_code == 400 and "binary data" in response.json()["detail"]
     assert rows_of(course) == before
 
@@ -160,7 +201,12 @@ def test_merge_errors_name_rows_and_columns_and_change_nothing(api_as: Any, worl
 def test_dry_run_merges_change_nothing(api_as: Any, world: Any, course: Any) -> None:
     api = api_as(world.alice)
     before = rows_of(course)
-    response = api.send("post", f"/workflows/{course.pk}/table/merge?right_on=email&dry_run=true", "email,x\nnew@x.org,1\n", "text/csv")
+    response = api.send(
+        "post",
+        f"/workflows/{course.pk}/table/merge?right_on=email&dry_run=true",
+        "email,x\nnew@x.org,1\n",
+        "text/csv",
+    )
     assert response.json()["added"] == 1
     assert rows_of(course) == before
 
@@ -168,18 +214,34 @@ def test_dry_run_merges_change_nothing(api_as: Any, world: Any, course: Any) -> 
 def test_viewers_get_403_and_outsiders_404(api_as: Any, world: Any, course: Any) -> None:
     charlie = api_as(world.charlie)
     assert charlie.get(f"/workflows/{course.pk}/table").status_code == 404
-    assert charlie.send("put", f"/workflows/{course.pk}/table?keys=a", "a\n1\n", "text/csv").status_code == 404
+    assert (
+        charlie.send(
+            "put", f"/workflows/{course.pk}/table?keys=a", "a\n1\n", "text/csv"
+        ).status_code
+        == 404
+    )
     bob = api_as(world.bob)
     assert bob.get(f"/workflows/{course.pk}/table").status_code == 404
     with account_scope(world.account):
-        services.workflow_share(workflow=course, actor=world.alice, email=world.bob.email, role="viewer")
+        services.workflow_share(
+            workflow=course, actor=world.alice, email=world.bob.email, role="viewer"
+        )
     assert bob.get(f"/workflows/{course.pk}/table").status_code == 200
-    assert bob.send("put", f"/workflows/{course.pk}/table?keys=a", "a\n1\n", "text/csv").status_code == 403
-    merge = bob.send("post", f"/workflows/{course.pk}/table/merge?right_on=email", "email\na@x.org\n", "text/csv")
+    assert (
+        bob.send("put", f"/workflows/{course.pk}/table?keys=a", "a\n1\n", "text/csv").status_code
+        == 403
+    )
+    merge = bob.send(
+        "post", f"/workflows/{course.pk}/table/merge?right_on=email", "email\na@x.org\n", "text/csv"
+    )
     assert merge.status_code == 403
     with account_scope(world.account):
-        services.workflow_share(workflow=course, actor=world.alice, email=world.bob.email, role="editor")
-    merge = bob.send("post", f"/workflows/{course.pk}/table/merge?right_on=email", "email\na@x.org\n", "text/csv")
+        services.workflow_share(
+            workflow=course, actor=world.alice, email=world.bob.email, role="editor"
+        )
+    merge = bob.send(
+        "post", f"/workflows/{course.pk}/table/merge?right_on=email", "email\na@x.org\n", "text/csv"
+    )
     assert merge.status_code == 200
 
 

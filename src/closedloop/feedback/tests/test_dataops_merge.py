@@ -25,7 +25,9 @@ def rows_of(workflow: Any) -> dict[str, dict[str, Any]]:
 
 def state(workflow: Any) -> tuple[Any, ...]:
     workflow.refresh_from_db()
-    columns = [(c.name, c.data_type, c.is_key, c.slot) for c in Column.objects.filter(workflow=workflow)]
+    columns = [
+        (c.name, c.data_type, c.is_key, c.slot) for c in Column.objects.filter(workflow=workflow)
+    ]
     frame = storage.read_frame(workflow)
     return (workflow.version, workflow.nrows, columns, frame.to_dicts())
 
@@ -109,13 +111,13 @@ def test_clear_with_empty_lets_empty_values_clear_only_rows_in_the_new_data(
 
 
 def test_unchanged_values_are_not_counted_as_updates(course: Any, world: Any) -> None:
-    result = merge_csv(course, world.alice, "email,score\nana@example.org,91.5\nben@example.org,48\n")
+    result = merge_csv(
+        course, world.alice, "email,score\nana@example.org,91.5\nben@example.org,48\n"
+    )
     assert (result.updated, result.unchanged) == (0, 6)
 
 
-def test_keys_of_different_names_join_and_the_new_key_is_not_added(
-    course: Any, world: Any
-) -> None:
+def test_keys_of_different_names_join_and_the_new_key_is_not_added(course: Any, world: Any) -> None:
     result = merge_csv(
         course,
         world.alice,
@@ -129,7 +131,13 @@ def test_keys_of_different_names_join_and_the_new_key_is_not_added(
 
 
 def test_booleans_as_text_and_integral_doubles_are_accepted(course: Any, world: Any) -> None:
-    frame = pl.DataFrame({"email": ["ana@example.org", "dan@example.org"], "passed": ["False", "True"], "attempts": [5.0, 7.0]})
+    frame = pl.DataFrame(
+        {
+            "email": ["ana@example.org", "dan@example.org"],
+            "passed": ["False", "True"],
+            "attempts": [5.0, 7.0],
+        }
+    )
     merge_frame(
         workflow=course,
         actor=world.alice,
@@ -149,12 +157,20 @@ def test_a_type_conflict_names_the_column_and_rows_and_changes_nothing(
 ) -> None:
     before = state(course)
     with pytest.raises(FeedbackError) as error:
-        merge_csv(course, world.alice, "email,attempts\nana@example.org,3\nben@example.org,2.5\ndan@example.org,many\n")
+        merge_csv(
+            course,
+            world.alice,
+            "email,attempts\nana@example.org,3\nben@example.org,2.5\ndan@example.org,many\n",
+        )
     assert str(error.value) == (
         "Column “attempts” holds integers, but the new data has values that are not: "
         "rows 3 (“2.5”), 4 (“many”)."
     )
-    assert error.value.errors[0] == {"row": 3, "column": "attempts", "message": "“2.5” is not integers."}
+    assert error.value.errors[0] == {
+        "row": 3,
+        "column": "attempts",
+        "message": "“2.5” is not integers.",
+    }
     assert state(course) == before
     failed = WorkflowLog.objects.get(workflow=course, name="workflow_data_failedmerge")
     assert "attempts" in failed.payload["message"]
@@ -210,7 +226,9 @@ def test_values_outside_the_categories_are_refused(course: Any, world: Any) -> N
 
 def test_dry_run_previews_without_writing(course: Any, world: Any) -> None:
     before = state(course)
-    result = merge_csv(course, world.alice, "email,bonus\nben@example.org,2\nnew@example.org,3\n", dry_run=True)
+    result = merge_csv(
+        course, world.alice, "email,bonus\nben@example.org,2\nnew@example.org,3\n", dry_run=True
+    )
     assert (result.added, result.updated) == (1, 1)
     assert result.sample and "bonus" in result.sample[0]
     assert state(course) == before
@@ -233,7 +251,6 @@ def test_an_error_after_the_write_started_leaves_the_table_as_it_was(
         merge_csv(course, world.alice, "email,bonus\nben@example.org,2\nnew@example.org,3\n")
     assert state(course) == before
     assert TableVersion.objects.filter(workflow=course).count() == versions
-    assert storage.physical_columns(course.table_name) == storage.physical_columns(course.table_name)
     failed = WorkflowLog.objects.get(workflow=course, name="workflow_data_failedmerge")
     assert failed.payload["message"] == "disk full"
 
@@ -282,8 +299,44 @@ def test_an_empty_workflow_is_loaded_not_merged(world: Any) -> None:
             right_on="sid",
         )
         assert result.added == 2
-        columns = {c.name: (c.data_type, c.is_key) for c in Column.objects.filter(workflow=workflow)}
+        columns = {
+            c.name: (c.data_type, c.is_key) for c in Column.objects.filter(workflow=workflow)
+        }
         assert columns == {"sid": ("integer", True), "when": ("datetime", False)}
         assert WorkflowLog.objects.filter(workflow=workflow, name="workflow_data_upload").exists()
         values = storage.read_frame(workflow).to_dicts()
         assert values[0]["when"] == dt.datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def test_the_fast_reader_gives_exactly_what_the_table_holds(make_workflow: Any, world: Any) -> None:
+    from closedloop.feedback.dataops.fastread import read_table_frame
+
+    data = {
+        "k": ["a", "b", "c", "d"],
+        "text": ["", 'quote " and, comma', "line\nbreak", None],
+        "n": [-(2**62), 0, None, 7],
+        "x": [0.1 + 0.2, 1e-300, None, -2.5],
+        "ok": [True, False, None, True],
+        "at": [dt.datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), None,
+               dt.datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC), dt.datetime(2030, 6, 1, tzinfo=UTC)],
+    }  # fmt: skip
+    types = {
+        "k": "string",
+        "text": "string",
+        "n": "integer",
+        "x": "double",
+        "ok": "boolean",
+        "at": "datetime",
+    }
+    workflow = make_workflow(name="Edge", data=data, keys=("k",), types=types)
+    with account_scope(world.account):
+        columns = list(Column.objects.filter(workflow=workflow))
+        fast = read_table_frame(workflow, columns)
+        slow = storage.read_frame(workflow, columns)
+    assert fast.schema == slow.schema
+    assert fast.to_dicts() == slow.to_dicts()
+
+
+def test_a_merge_that_changes_nothing_has_no_sample_rows(course: Any, world: Any) -> None:
+    result = merge_csv(course, world.alice, "email,score\nana@example.org,91.5\n", dry_run=True)
+    assert (result.updated, result.added, result.sample) == (0, 0, [])

@@ -84,8 +84,14 @@ def test_a_wrong_chosen_encoding_is_reported() -> None:
 def test_lines_are_skipped_at_top_and_bottom_and_rows_keep_file_numbers() -> None:
     parsed = parse_csv(b"Export of 2024\n\nid,x\n1,a\n1,b\nTotal,2\n", skip_top=2, skip_bottom=1)
     assert parsed.frame.height == 2 and parsed.row_numbers == [4, 5]
-    assert message(parse_csv, b"a\n1\n", skip_bottom=-1) == "Lines to skip at the bottom cannot be negative."
-    assert message(parse_csv, b"a\n1\n", skip_top=5) == "The file has fewer lines than the lines to skip."
+    assert (
+        message(parse_csv, b"a\n1\n", skip_bottom=-1)
+        == "Lines to skip at the bottom cannot be negative."
+    )
+    assert (
+        message(parse_csv, b"a\n1\n", skip_top=5)
+        == "The file has fewer lines than the lines to skip."
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,12 +180,12 @@ def test_json_records_and_their_errors() -> None:
 
 
 def test_google_sheet_links_are_rewritten_to_the_csv_export() -> None:
-    assert remote.sheet_export_url("https://docs.google.com/spreadsheets/d/AbC_1-x/edit#gid=42") == (
-        "https://docs.google.com/spreadsheets/d/AbC_1-x/export?format=csv&gid=42"
-    )
-    assert remote.sheet_export_url("https://docs.google.com/spreadsheets/d/AbC/edit?usp=sharing") == (
-        "https://docs.google.com/spreadsheets/d/AbC/export?format=csv&gid=0"
-    )
+    assert remote.sheet_export_url(
+        "https://docs.google.com/spreadsheets/d/AbC_1-x/edit#gid=42"
+    ) == ("https://docs.google.com/spreadsheets/d/AbC_1-x/export?format=csv&gid=42")
+    assert remote.sheet_export_url(
+        "https://docs.google.com/spreadsheets/d/AbC/edit?usp=sharing"
+    ) == ("https://docs.google.com/spreadsheets/d/AbC/export?format=csv&gid=0")
 
 
 @pytest.fixture
@@ -235,9 +241,15 @@ def test_an_s3_object_is_read_with_credentials() -> None:
 
     with mock_aws():
         s3 = boto3.client("s3", region_name="eu-west-1")
-        s3.create_bucket(Bucket="grades", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        s3.put_object(Bucket="grades", Key="2024/final.json", Body=b'[{"email": "a@x.org", "final": 9}]')
-        parsed = load_remote("s3://grades/2024/final.json", access_key="AKIA", secret_key="s", region="eu-west-1")
+        s3.create_bucket(
+            Bucket="grades", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
+        s3.put_object(
+            Bucket="grades", Key="2024/final.json", Body=b'[{"email": "a@x.org", "final": 9}]'
+        )
+        parsed = load_remote(
+            "s3://grades/2024/final.json", access_key="AKIA", secret_key="s", region="eu-west-1"
+        )
         assert parsed.types == {"email": "string", "final": "integer"}
         assert message(load_remote, "s3://grades/missing.csv", region="eu-west-1") == (
             "There is no object “missing.csv” in bucket “grades”."
@@ -282,8 +294,12 @@ def people(world: Any) -> Any:
             ("phone", "", "tel:+250788000001"),
             ("external", "moodle", "42"),
         ):
-            Identifier.objects.create(account=world.account, person=nora, kind=kind, system=system, value=value)
-        Person.objects.create(account=world.account, name="Sol", org_unit=world.school_s1, is_active=False)
+            Identifier.objects.create(
+                account=world.account, person=nora, kind=kind, system=system, value=value
+            )
+        Person.objects.create(
+            account=world.account, name="Sol", org_unit=world.school_s1, is_active=False
+        )
         Person.objects.create(account=world.account, name="Nobody's")
     return world
 
@@ -291,7 +307,9 @@ def people(world: Any) -> Any:
 def test_the_people_source_has_one_typed_row_per_visible_person(people: Any) -> None:
     world = people
     with account_scope(world.account):
-        parsed = load_table_source("people", account=world.account, membership=world.alice_membership)
+        parsed = load_table_source(
+            "people", account=world.account, membership=world.alice_membership
+        )
     assert parsed.types["id"] == "integer" and parsed.types["grade"] == "double"
     assert parsed.types["born"] == "datetime" and parsed.types["active"] == "boolean"
     assert parsed.types["name (field)"] == "string"
@@ -312,10 +330,13 @@ def test_a_supervisor_gets_only_his_subtree(people: Any) -> None:
     with account_scope(world.account):
         parsed = load_table_source("people", account=world.account, membership=world.sam_membership)
         active = load_table_source(
-            "people", account=world.account, membership=world.alice_membership, params={"active_only": True}
+            "people",
+            account=world.account,
+            membership=world.alice_membership,
+            params={"active_only": True},
         )
     assert parsed.frame.get_column("name").to_list() == ["Nora"]
     assert "Sol" not in active.frame.get_column("name").to_list()
-    assert message(load_table_source, "nope", account=world.account, membership=world.sam_membership) == (
-        "There is no table source “nope”."
-    )
+    assert message(
+        load_table_source, "nope", account=world.account, membership=world.sam_membership
+    ) == ("There is no table source “nope”.")

@@ -65,9 +65,16 @@ def message(func: Any, *args: Any, **kwargs: Any) -> str:
 def test_a_sqlite_table_and_a_query_are_read_and_typed(conn: SQLConnection, world: Any) -> None:
     with account_scope(world.account):
         parsed = load_sql(conn, time_zone="UTC")
-        assert parsed.types == {"email": "string", "final": "double", "passed": "integer", "at": "datetime"}
+        assert parsed.types == {
+            "email": "string",
+            "final": "double",
+            "passed": "integer",
+            "at": "datetime",
+        }
         assert parsed.frame.height == 3
-        parsed = load_sql(conn, query="SELECT email, final * 2 AS doubled FROM grades WHERE final > 10")
+        parsed = load_sql(
+            conn, query="SELECT email, final * 2 AS doubled FROM grades WHERE final > 10"
+        )
         assert parsed.frame.to_dicts() == [
             {"email": "ana@example.org", "doubled": 35.0},
             {"email": "new@example.org", "doubled": 24.0},
@@ -84,7 +91,9 @@ def test_a_sqlite_table_and_a_query_are_read_and_typed(conn: SQLConnection, worl
         "ATTACH DATABASE 'x' AS y",
     ],
 )
-def test_only_one_select_is_accepted(conn: SQLConnection, world: Any, sqlite_db: Path, query: str) -> None:
+def test_only_one_select_is_accepted(
+    conn: SQLConnection, world: Any, sqlite_db: Path, query: str
+) -> None:
     with account_scope(world.account):
         assert message(load_sql, conn, query=query) == (
             "Only one SELECT query is allowed (it may start with WITH); nothing that changes data."
@@ -94,11 +103,15 @@ def test_only_one_select_is_accepted(conn: SQLConnection, world: Any, sqlite_db:
 
 def test_sqlite_is_opened_read_only(conn: SQLConnection, world: Any) -> None:
     with account_scope(world.account):
-        text = message(load_sql, conn, query="WITH x AS (SELECT 1) INSERT INTO grades SELECT * FROM grades")
+        text = message(
+            load_sql, conn, query="WITH x AS (SELECT 1) INSERT INTO grades SELECT * FROM grades"
+        )
     assert text.startswith("The database answered:") or text.startswith("Only one SELECT")
 
 
-def test_files_outside_the_allowed_folders_are_refused(world: Any, sqlite_db: Path, settings: Any) -> None:
+def test_files_outside_the_allowed_folders_are_refused(
+    world: Any, sqlite_db: Path, settings: Any
+) -> None:
     with account_scope(world.account):
         text = message(
             sqlconn.sqlconn_create,
@@ -112,7 +125,9 @@ def test_files_outside_the_allowed_folders_are_refused(world: Any, sqlite_db: Pa
     assert text.startswith("SQLite files must be in ")
 
 
-def test_passwords_are_stored_encrypted_and_kept_when_left_empty(world: Any, sqlite_db: Path) -> None:
+def test_passwords_are_stored_encrypted_and_kept_when_left_empty(
+    world: Any, sqlite_db: Path
+) -> None:
     with account_scope(world.account):
         pg = sqlconn.sqlconn_create(
             account=world.account, actor=world.alice, name="PG", engine="postgresql",
@@ -131,7 +146,9 @@ def test_a_disabled_connection_cannot_be_read(conn: SQLConnection, world: Any) -
         assert message(load_sql, conn) == "The connection “School DB” is disabled."
 
 
-@pytest.mark.skipif(django_connection.vendor != "postgresql", reason="runs when the suite runs on PostgreSQL")
+@pytest.mark.skipif(
+    django_connection.vendor != "postgresql", reason="runs when the suite runs on PostgreSQL"
+)
 def test_a_postgresql_table_is_read(world: Any, settings: Any) -> None:
     import psycopg
 
@@ -141,7 +158,9 @@ def test_a_postgresql_table_is_read(world: Any, settings: Any) -> None:
     test_name = django_connection.settings_dict["NAME"]
     with psycopg.connect(**{**params, "dbname": test_name}, autocommit=True) as raw:
         raw.execute("DROP TABLE IF EXISTS dataops_pg_source")
-        raw.execute("CREATE TABLE dataops_pg_source (email text, mark numeric(5,2), at timestamptz, ok boolean)")
+        raw.execute(
+            "CREATE TABLE dataops_pg_source (email text, mark numeric(5,2), at timestamptz, ok boolean)"
+        )
         raw.execute(
             "INSERT INTO dataops_pg_source VALUES ('ana@example.org', 15.5, '2024-06-01 10:00+02', true),"
             " ('ben@example.org', 8, NULL, false)"
@@ -155,17 +174,30 @@ def test_a_postgresql_table_is_read(world: Any, settings: Any) -> None:
                 db_table="dataops_pg_source",
             )  # fmt: skip
             parsed = load_sql(conn)
-            assert parsed.types == {"email": "string", "mark": "double", "at": "datetime", "ok": "boolean"}
+            assert parsed.types == {
+                "email": "string",
+                "mark": "double",
+                "at": "datetime",
+                "ok": "boolean",
+            }
             assert parsed.frame.row(0)[1] == 15.5
-            assert message(load_sql, conn, query="SELECT pg_sleep(0) FROM dataops_pg_source; DELETE FROM x")
-            text = message(load_sql, conn, query="WITH d AS (DELETE FROM dataops_pg_source RETURNING *) SELECT * FROM d")
+            assert message(
+                load_sql, conn, query="SELECT pg_sleep(0) FROM dataops_pg_source; DELETE FROM x"
+            )
+            text = message(
+                load_sql,
+                conn,
+                query="WITH d AS (DELETE FROM dataops_pg_source RETURNING *) SELECT * FROM d",
+            )
             assert "read-only" in text
     finally:
         with psycopg.connect(**{**params, "dbname": test_name}, autocommit=True) as raw:
             raw.execute("DROP TABLE IF EXISTS dataops_pg_source")
 
 
-@pytest.mark.skip(reason="no MySQL/MariaDB server here or in CI; PyMySQL path is exercised only by hand")
+@pytest.mark.skip(
+    reason="no MySQL/MariaDB server here or in CI; PyMySQL path is exercised only by hand"
+)
 def test_a_mysql_table_is_read() -> None:  # pragma: no cover
     pass
 
@@ -173,7 +205,9 @@ def test_a_mysql_table_is_read() -> None:  # pragma: no cover
 # --- refreshes -----------------------------------------------------------------------------
 
 
-def test_refresh_from_an_sql_connection(conn: SQLConnection, world: Any, make_workflow: Any) -> None:
+def test_refresh_from_an_sql_connection(
+    conn: SQLConnection, world: Any, make_workflow: Any
+) -> None:
     workflow = make_workflow()
     spec = {"kind": "sql", "connection": conn.pk, "how": "left", "left_on": "email", "right_on": "email",
             "columns": ["final"]}  # fmt: skip
@@ -194,13 +228,23 @@ def test_refresh_from_the_people_source(world: Any, make_workflow: Any) -> None:
 
     workflow = make_workflow()
     with account_scope(world.account):
-        person = Person.objects.create(account=world.account, name="Ana P", org_unit=world.school_n1)
-        Identifier.objects.create(account=world.account, person=person, kind="email", value="ana@example.org")
+        person = Person.objects.create(
+            account=world.account, name="Ana P", org_unit=world.school_n1
+        )
+        Identifier.objects.create(
+            account=world.account, person=person, kind="email", value="ana@example.org"
+        )
         result = refresh_from_source(
             workflow=workflow,
             actor=world.alice,
-            spec={"kind": "table_source", "key": "people", "how": "left", "left_on": "email",
-                  "right_on": "email", "columns": ["org unit"]},  # fmt: skip
+            spec={
+                "kind": "table_source",
+                "key": "people",
+                "how": "left",
+                "left_on": "email",
+                "right_on": "email",
+                "columns": ["org unit"],
+            },  # fmt: skip
         )
         assert result.updated == 1
         rows = {r["email"]: r for r in storage.read_frame(workflow).to_dicts()}
@@ -210,10 +254,14 @@ def test_refresh_from_the_people_source(world: Any, make_workflow: Any) -> None:
 # --- the wizard's SQL source ---------------------------------------------------------------
 
 
-def test_the_wizard_reads_from_a_connection(client_for: Any, world: Any, conn: SQLConnection, make_workflow: Any) -> None:
+def test_the_wizard_reads_from_a_connection(
+    client_for: Any, world: Any, conn: SQLConnection, make_workflow: Any
+) -> None:
     workflow = make_workflow()
     client = client_for(world.alice)
-    response = client.post(reverse("feedback:upload_source", args=[workflow.pk, "sql"]), {"connection": conn.pk})
+    response = client.post(
+        reverse("feedback:upload_source", args=[workflow.pk, "sql"]), {"connection": conn.pk}
+    )
     token = re.search(r"/data/([0-9a-f-]{36})/columns/", response["Location"]).group(1)  # type: ignore[union-attr]
     page = client.get(reverse("feedback:upload_columns", args=[workflow.pk, token]))
     assert [r["choice"].name for r in page.context["rows"]] == ["email", "final", "passed", "at"]
@@ -227,13 +275,23 @@ def test_the_wizard_reads_from_a_connection(client_for: Any, world: Any, conn: S
 # --- admin pages -----------------------------------------------------------------------------
 
 
-def test_admins_manage_connections_and_never_see_passwords(client_for: Any, world: Any, sqlite_db: Path) -> None:
+def test_admins_manage_connections_and_never_see_passwords(
+    client_for: Any, world: Any, sqlite_db: Path
+) -> None:
     client = client_for(world.alice)
     assert client.get(reverse("feedback:sqlconn_list")).status_code == 200
     response = client.post(
         reverse("feedback:sqlconn_create"),
-        {"name": "LMS", "engine": "postgresql", "host": "db.example.org", "database": "lms",
-         "user": "reader", "password": "hunter2-secret", "db_table": "marks", "enabled": "on"},  # fmt: skip
+        {
+            "name": "LMS",
+            "engine": "postgresql",
+            "host": "db.example.org",
+            "database": "lms",
+            "user": "reader",
+            "password": "hunter2-secret",
+            "db_table": "marks",
+            "enabled": "on",
+        },  # fmt: skip
     )
     assert response.status_code == 302
     with account_scope(world.account):
@@ -248,7 +306,13 @@ def test_admins_manage_connections_and_never_see_passwords(client_for: Any, worl
     assert "Only one SELECT query is allowed" in response.content.decode()
     response = client.post(
         reverse("feedback:sqlconn_create"),
-        {"name": "Local", "engine": "sqlite", "database": str(sqlite_db), "db_table": "grades", "enabled": "on"},
+        {
+            "name": "Local",
+            "engine": "sqlite",
+            "database": str(sqlite_db),
+            "db_table": "grades",
+            "enabled": "on",
+        },
     )
     with account_scope(world.account):
         local = SQLConnection.objects.get(name="Local")
@@ -261,7 +325,9 @@ def test_admins_manage_connections_and_never_see_passwords(client_for: Any, worl
         assert not SQLConnection.objects.filter(pk=lms.pk).exists()
 
 
-def test_only_admins_of_the_account_reach_connections(client_for: Any, world: Any, conn: SQLConnection) -> None:
+def test_only_admins_of_the_account_reach_connections(
+    client_for: Any, world: Any, conn: SQLConnection
+) -> None:
     for user, status in ((world.bob, 403), (world.sam, 403)):
         client = client_for(user)
         assert client.get(reverse("feedback:sqlconn_list")).status_code == status

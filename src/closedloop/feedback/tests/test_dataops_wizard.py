@@ -77,7 +77,9 @@ def test_a_csv_merge_goes_through_every_step(client_for: Any, world: Any, course
     client = client_for(world.alice)
     assert client.get(url("upload_start", course.pk)).status_code == 200
     assert client.get(url("upload_source", course.pk, "csv")).status_code == 200
-    token = upload(client, course, "csv", {"file": csv_file(MERGE_CSV), "skip_top": 0, "skip_bottom": 0})
+    token = upload(
+        client, course, "csv", {"file": csv_file(MERGE_CSV), "skip_top": 0, "skip_bottom": 0}
+    )
     page = client.get(url("upload_columns", course.pk, token))
     assert page.status_code == 200 and "4 rows read" not in page.content.decode()
     names = ["Email", "midterm", "score", "comment"]
@@ -93,7 +95,8 @@ def test_a_csv_merge_goes_through_every_step(client_for: Any, world: Any, course
     assert response["Location"] == url("upload_keys", course.pk, token)
     assert client.get(url("upload_keys", course.pk, token)).status_code == 200
     response = client.post(
-        url("upload_keys", course.pk, token), {"left_on": "email", "right_on": "email", "how": "left"}
+        url("upload_keys", course.pk, token),
+        {"left_on": "email", "right_on": "email", "how": "left"},
     )
     assert response["Location"] == url("upload_preview", course.pk, token)
     preview = client.get(url("upload_preview", course.pk, token))
@@ -126,26 +129,43 @@ def test_a_first_upload_loads_an_empty_workflow(client_for: Any, world: Any) -> 
     with account_scope(world.account):
         workflow = services.workflow_create(account=world.account, actor=world.alice, name="New")
     client = client_for(world.alice)
-    token = upload(client, workflow, "csv", {"file": csv_file("sid;name;joined\n1;Ann;2024-01-02\n2;Bo;\n")})
+    token = upload(
+        client, workflow, "csv", {"file": csv_file("sid;name;joined\n1;Ann;2024-01-02\n2;Bo;\n")}
+    )
     names = ["sid", "name", "joined"]
     response = client.post(url("upload_columns", workflow.pk, token), columns_post(names))
     assert "Keep at least one key" in response.content.decode()
-    response = client.post(url("upload_columns", workflow.pk, token), columns_post(names, sid={"key": True}))
+    response = client.post(
+        url("upload_columns", workflow.pk, token), columns_post(names, sid={"key": True})
+    )
     assert response["Location"] == url("upload_preview", workflow.pk, token)
     preview = client.get(response["Location"])
     assert preview.context["result"].added == 2
     client.post(url("upload_preview", workflow.pk, token))
     with account_scope(world.account):
-        columns = {c.name: (c.data_type, c.is_key) for c in Column.objects.filter(workflow=workflow)}
-    assert columns == {"sid": ("integer", True), "name": ("string", False), "joined": ("datetime", False)}
+        columns = {
+            c.name: (c.data_type, c.is_key) for c in Column.objects.filter(workflow=workflow)
+        }
+    assert columns == {
+        "sid": ("integer", True),
+        "name": ("string", False),
+        "joined": ("datetime", False),
+    }
 
 
 @pytest.mark.parametrize("how", ["outer", "inner", "left", "right"])
-def test_each_merge_mode_from_the_wizard(client_for: Any, world: Any, course: Any, how: str) -> None:
+def test_each_merge_mode_from_the_wizard(
+    client_for: Any, world: Any, course: Any, how: str
+) -> None:
     client = client_for(world.alice)
     token = upload(client, course, "csv", {"file": csv_file(MERGE_CSV)})
-    client.post(url("upload_columns", course.pk, token), columns_post(["Email", "midterm", "score", "comment"]))
-    client.post(url("upload_keys", course.pk, token), {"left_on": "email", "right_on": "Email", "how": how})
+    client.post(
+        url("upload_columns", course.pk, token),
+        columns_post(["Email", "midterm", "score", "comment"]),
+    )
+    client.post(
+        url("upload_keys", course.pk, token), {"left_on": "email", "right_on": "Email", "how": how}
+    )
     expected = {"outer": 7, "inner": 2, "left": 6, "right": 3}[how]
     client.post(url("upload_preview", course.pk, token))
     assert len(table_rows(course)) == expected
@@ -154,7 +174,10 @@ def test_each_merge_mode_from_the_wizard(client_for: Any, world: Any, course: An
 def test_clear_with_empty_from_the_wizard(client_for: Any, world: Any, course: Any) -> None:
     client = client_for(world.alice)
     token = upload(client, course, "csv", {"file": csv_file(MERGE_CSV)})
-    client.post(url("upload_columns", course.pk, token), columns_post(["Email", "midterm", "score", "comment"]))
+    client.post(
+        url("upload_columns", course.pk, token),
+        columns_post(["Email", "midterm", "score", "comment"]),
+    )
     client.post(
         url("upload_keys", course.pk, token),
         {"left_on": "email", "right_on": "Email", "how": "left", "clear_with_empty": "on"},
@@ -165,12 +188,21 @@ def test_clear_with_empty_from_the_wizard(client_for: Any, world: Any, course: A
 
 def test_a_broken_file_is_refused_at_step_one(client_for: Any, world: Any, course: Any) -> None:
     client = client_for(world.alice)
-    response = client.post(url("upload_source", course.pk, "csv"), {"file": csv_file('email,x\na@x.org,"open\n')})
+    response = client.post(
+        url("upload_source", course.pk, "csv"), {"file": csv_file('email,x\na@x.org,"open\n')}
+    )
     assert response.status_code == 200
-    assert "Row 2 cannot be read: unexpected end of data (check the quotes)." in response.content.decode()
-    response = client.post(url("upload_source", course.pk, "csv"), {"file": csv_file(b"\x00\x01\x02junk" * 50)})
+    assert (
+        "Row 2 cannot be read: unexpected end of data (check the quotes)."
+        in response.content.decode()
+    )
+    response = client.post(
+        url("upload_source", course.pk, "csv"), {"file": csv_file(b"\x00\x01\x02junk" * 50)}
+    )
     assert "binary data" in response.content.decode()
-    response = client.post(url("upload_source", course.pk, "csv"), {"file": csv_file("a\n1\n"), "skip_top": -1})
+    response = client.post(
+        url("upload_source", course.pk, "csv"), {"file": csv_file("a\n1\n"), "skip_top": -1}
+    )
     assert "Enter 0 or a positive number of lines." in response.content.decode()
 
 
@@ -178,9 +210,14 @@ def test_a_type_conflict_shows_on_the_preview_and_cannot_be_confirmed(
     client_for: Any, world: Any, course: Any
 ) -> None:
     client = client_for(world.alice)
-    token = upload(client, course, "csv", {"file": csv_file("email,attempts\nana@example.org,lots\n")})
+    token = upload(
+        client, course, "csv", {"file": csv_file("email,attempts\nana@example.org,lots\n")}
+    )
     client.post(url("upload_columns", course.pk, token), columns_post(["email", "attempts"]))
-    client.post(url("upload_keys", course.pk, token), {"left_on": "email", "right_on": "email", "how": "outer"})
+    client.post(
+        url("upload_keys", course.pk, token),
+        {"left_on": "email", "right_on": "email", "how": "outer"},
+    )
     preview = client.get(url("upload_preview", course.pk, token))
     html = preview.content.decode()
     assert "Column “attempts” holds integers" in html and "rows 2 (“lots”)" in html
@@ -191,19 +228,40 @@ def test_a_type_conflict_shows_on_the_preview_and_cannot_be_confirmed(
     assert table_rows(course) == before
 
 
-def test_a_type_override_that_does_not_fit_names_the_rows(client_for: Any, world: Any, course: Any) -> None:
+def test_a_type_override_that_does_not_fit_names_the_rows(
+    client_for: Any, world: Any, course: Any
+) -> None:
     client = client_for(world.alice)
-    token = upload(client, course, "csv", {"file": csv_file("email,code\nana@example.org,12\nben@example.org,A7\n")})
-    response = client.post(url("upload_columns", course.pk, token), columns_post(["email", "code"], code={"type": "integer"}))
-    assert "Column “code” holds integers, but the new data has values that are not: rows 3 (“A7”)." in response.content.decode()
+    token = upload(
+        client,
+        course,
+        "csv",
+        {"file": csv_file("email,code\nana@example.org,12\nben@example.org,A7\n")},
+    )
+    response = client.post(
+        url("upload_columns", course.pk, token),
+        columns_post(["email", "code"], code={"type": "integer"}),
+    )
+    assert (
+        "Column “code” holds integers, but the new data has values that are not: rows 3 (“A7”)."
+        in response.content.decode()
+    )
 
 
-def test_large_uploads_run_as_a_job(client_for: Any, world: Any, course: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_uploads_run_as_a_job(
+    client_for: Any, world: Any, course: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(wizard, "JOB_THRESHOLD", 2)
     client = client_for(world.alice)
     token = upload(client, course, "csv", {"file": csv_file(MERGE_CSV)})
-    client.post(url("upload_columns", course.pk, token), columns_post(["Email", "midterm", "score", "comment"]))
-    client.post(url("upload_keys", course.pk, token), {"left_on": "email", "right_on": "Email", "how": "outer"})
+    client.post(
+        url("upload_columns", course.pk, token),
+        columns_post(["Email", "midterm", "score", "comment"]),
+    )
+    client.post(
+        url("upload_keys", course.pk, token),
+        {"left_on": "email", "right_on": "Email", "how": "outer"},
+    )
     response = client.post(url("upload_preview", course.pk, token), {"version": course.version})
     match = re.search(r"/data/job/(\d+)/", response["Location"])
     assert match
@@ -213,16 +271,24 @@ def test_large_uploads_run_as_a_job(client_for: Any, world: Any, course: Any, mo
     assert job is not None and job.status == "succeeded", job.error if job else None
     assert job.result["added"] == 1
     page = client.get(response["Location"], HTTP_HX_REQUEST="true")
-    assert "Merged: 1 rows added" in page.content.decode() and 'data-testid="undo"' in page.content.decode()
+    assert (
+        "Merged: 1 rows added" in page.content.decode()
+        and 'data-testid="undo"' in page.content.decode()
+    )
     assert len(table_rows(course)) == 7
 
 
-def test_a_failing_job_leaves_the_table_unchanged(client_for: Any, world: Any, course: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_job_leaves_the_table_unchanged(
+    client_for: Any, world: Any, course: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(wizard, "JOB_THRESHOLD", 0)
     client = client_for(world.alice)
     token = upload(client, course, "csv", {"file": csv_file("email,score\nana@example.org,1\n")})
     client.post(url("upload_columns", course.pk, token), columns_post(["email", "score"]))
-    client.post(url("upload_keys", course.pk, token), {"left_on": "email", "right_on": "email", "how": "outer"})
+    client.post(
+        url("upload_keys", course.pk, token),
+        {"left_on": "email", "right_on": "email", "how": "outer"},
+    )
     before = table_rows(course)
     # someone else changes the workflow after the preview was built
     response = client.post(url("upload_preview", course.pk, token), {"version": course.version - 1})
@@ -235,9 +301,14 @@ def test_a_failing_job_leaves_the_table_unchanged(client_for: Any, world: Any, c
 # --- other sources ---------------------------------------------------------------------
 
 
-def _merge_staged(client: Any, workflow: Any, token: str, names: list[str], right_on: str, **keys: Any) -> Any:
+def _merge_staged(
+    client: Any, workflow: Any, token: str, names: list[str], right_on: str, **keys: Any
+) -> Any:
     client.post(url("upload_columns", workflow.pk, token), columns_post(names, **keys))
-    client.post(url("upload_keys", workflow.pk, token), {"left_on": "email", "right_on": right_on, "how": "left"})
+    client.post(
+        url("upload_keys", workflow.pk, token),
+        {"left_on": "email", "right_on": right_on, "how": "left"},
+    )
     return client.post(url("upload_preview", workflow.pk, token))
 
 
@@ -256,8 +327,13 @@ def test_an_excel_sheet_can_be_chosen(client_for: Any, world: Any, course: Any) 
     book.save(buffer)
     client = client_for(world.alice)
     upload_file = SimpleUploadedFile("grades.xlsx", buffer.getvalue())
-    response = client.post(url("upload_source", course.pk, "xlsx"), {"file": upload_file, "sheet": "Missing"})
-    assert "Sheet “Missing” is not in the workbook. Sheets: Intro, Grades." in response.content.decode()
+    response = client.post(
+        url("upload_source", course.pk, "xlsx"), {"file": upload_file, "sheet": "Missing"}
+    )
+    assert (
+        "Sheet “Missing” is not in the workbook. Sheets: Intro, Grades."
+        in response.content.decode()
+    )
     upload_file.seek(0)
     token = upload(client, course, "xlsx", {"file": upload_file, "sheet": "Grades"})
     _merge_staged(client, course, token, ["email", "final"], "email")
@@ -271,7 +347,9 @@ def test_a_json_file(client_for: Any, world: Any, course: Any) -> None:
     token = upload(client, course, "json", {"file": SimpleUploadedFile("d.json", body)})
     _merge_staged(client, course, token, ["email", "badge"], "email")
     assert table_rows(course)["eve@example.org"]["badge"] is True
-    response = client.post(url("upload_source", course.pk, "json"), {"file": SimpleUploadedFile("d.json", b'{"a": 1}')})
+    response = client.post(
+        url("upload_source", course.pk, "json"), {"file": SimpleUploadedFile("d.json", b'{"a": 1}')}
+    )
     assert "The JSON must be a list of records (objects)" in response.content.decode()
 
 
@@ -279,9 +357,14 @@ def test_the_people_table_source(client_for: Any, world: Any, make_workflow: Any
     from closedloop.people.models import Identifier, Person
 
     with account_scope(world.account):
-        for name, unit, email in (("Nora", world.school_n1, "ana@example.org"), ("Sol", world.school_s1, "sol@example.org")):
+        for name, unit, email in (
+            ("Nora", world.school_n1, "ana@example.org"),
+            ("Sol", world.school_s1, "sol@example.org"),
+        ):
             person = Person.objects.create(account=world.account, name=name, org_unit=unit)
-            Identifier.objects.create(account=world.account, person=person, kind="email", value=email)
+            Identifier.objects.create(
+                account=world.account, person=person, kind="email", value=email
+            )
     workflow = make_workflow(name="People merge")
     client = client_for(world.alice)
     token = upload(client, workflow, "source", {"source": "people"})
@@ -291,21 +374,31 @@ def test_the_people_table_source(client_for: Any, world: Any, make_workflow: Any
     wanted = {n: {"load": n in ("email", "name", "org unit path")} for n in names}
     wanted["name"]["rename"] = "person"
     client.post(url("upload_columns", workflow.pk, token), columns_post(names, **wanted))
-    client.post(url("upload_keys", workflow.pk, token), {"left_on": "email", "right_on": "email", "how": "left"})
+    client.post(
+        url("upload_keys", workflow.pk, token),
+        {"left_on": "email", "right_on": "email", "how": "left"},
+    )
     preview = client.get(url("upload_preview", workflow.pk, token))
     assert preview.context["result"].updated == 1, preview.context["error"]
     client.post(url("upload_preview", workflow.pk, token))
     row = table_rows(workflow)["ana@example.org"]
-    assert row["person"] == "Nora" and row["org unit path"] == "Atlantis › North › Northvale › Northvale Primary"
+    assert (
+        row["person"] == "Nora"
+        and row["org unit path"] == "Atlantis › North › Northvale › Northvale Primary"
+    )
 
 
-def test_viewers_and_outsiders_cannot_use_the_wizard(client_for: Any, world: Any, course: Any) -> None:
+def test_viewers_and_outsiders_cannot_use_the_wizard(
+    client_for: Any, world: Any, course: Any
+) -> None:
     for user in (world.charlie, world.bob):
         client = client_for(user)
         assert client.get(url("upload_start", course.pk)).status_code == 404
         assert client.get(url("upload_source", course.pk, "csv")).status_code == 404
     with account_scope(world.account):
-        services.workflow_share(workflow=course, actor=world.alice, email=world.bob.email, role="viewer")
+        services.workflow_share(
+            workflow=course, actor=world.alice, email=world.bob.email, role="viewer"
+        )
     client = client_for(world.bob)
     page = client.get(url("upload_start", course.pk))
     assert page.status_code == 200 and 'data-testid="sources"' not in page.content.decode()
@@ -313,10 +406,14 @@ def test_viewers_and_outsiders_cannot_use_the_wizard(client_for: Any, world: Any
     assert client.post(url("upload_undo", course.pk)).status_code == 403
 
 
-def test_an_editor_cannot_use_someone_elses_staged_upload(client_for: Any, world: Any, course: Any) -> None:
+def test_an_editor_cannot_use_someone_elses_staged_upload(
+    client_for: Any, world: Any, course: Any
+) -> None:
     token = upload(client_for(world.alice), course, "csv", {"file": csv_file(MERGE_CSV)})
     with account_scope(world.account):
-        services.workflow_share(workflow=course, actor=world.alice, email=world.sam.email, role="editor")
+        services.workflow_share(
+            workflow=course, actor=world.alice, email=world.sam.email, role="editor"
+        )
     client = client_for(world.sam)
     assert client.get(url("upload_source", course.pk, "csv")).status_code == 200
     assert client.get(url("upload_columns", course.pk, token)).status_code == 404
@@ -328,8 +425,14 @@ def test_the_data_page_lists_versions_and_operations(
 ) -> None:
     client = client_for(world.alice)
     token = upload(client, course, "csv", {"file": csv_file(MERGE_CSV)})
-    client.post(url("upload_columns", course.pk, token), columns_post(["Email", "midterm", "score", "comment"]))
-    client.post(url("upload_keys", course.pk, token), {"left_on": "email", "right_on": "Email", "how": "outer"})
+    client.post(
+        url("upload_columns", course.pk, token),
+        columns_post(["Email", "midterm", "score", "comment"]),
+    )
+    client.post(
+        url("upload_keys", course.pk, token),
+        {"left_on": "email", "right_on": "Email", "how": "outer"},
+    )
     client.post(url("upload_preview", course.pk, token))
     with django_assert_max_num_queries(20):
         page = client.get(url("upload_start", course.pk))
@@ -339,3 +442,78 @@ def test_the_data_page_lists_versions_and_operations(
         assert TableVersion.objects.filter(workflow=course).count() >= 1
         assert WorkflowLog.objects.filter(workflow=course, name="workflow_data_merge").exists()
     assert Job.objects is not None
+
+
+def test_an_s3_object_through_the_wizard(client_for: Any, world: Any, course: Any) -> None:
+    import boto3
+    from moto import mock_aws
+
+    client = client_for(world.alice)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="lms")
+        s3.put_object(Bucket="lms", Key="exports/quiz.csv", Body=b"email,quiz\nana@example.org,4\n")
+        token = upload(client, course, "s3", {"bucket": "lms", "key": "exports/quiz.csv", "region": "us-east-1",
+                                              "access_key": "AKIAX", "secret_key": "secret"})  # fmt: skip
+        response = client.post(
+            url("upload_source", course.pk, "s3"), {"bucket": "lms", "key": "nope.csv"}
+        )
+        assert "There is no object “nope.csv” in bucket “lms”." in response.content.decode()
+    _merge_staged(client, course, token, ["email", "quiz"], "email")
+    assert table_rows(course)["ana@example.org"]["quiz"] == 4
+
+
+def test_a_google_sheet_through_the_wizard(
+    client_for: Any, world: Any, course: Any, settings: Any
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sheet(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b"email,forum\nben@example.org,12\n"
+            ok = self.path == "/spreadsheets/d/XYZ/export?format=csv&gid=3"
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Length", str(len(body) if ok else 0))
+            self.end_headers()
+            if ok:
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sheet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.DATAOPS_REMOTE_HOSTS = ["127.0.0.1"]
+    try:
+        client = client_for(world.alice)
+        link = f"http://127.0.0.1:{server.server_address[1]}/spreadsheets/d/XYZ/edit#gid=3"
+        token = upload(client, course, "gsheet", {"url": link})
+    finally:
+        server.shutdown()
+        server.server_close()
+    _merge_staged(client, course, token, ["email", "forum"], "email")
+    assert table_rows(course)["ben@example.org"]["forum"] == 12
+
+
+def test_a_connection_without_a_stored_password_asks_for_it(
+    client_for: Any, world: Any, course: Any
+) -> None:
+    from closedloop.feedback.dataops import sqlconn
+
+    with account_scope(world.account):
+        conn = sqlconn.sqlconn_create(account=world.account, actor=world.alice, name="LMS", engine="postgresql",
+                                      host="127.0.0.1", port=1, database="lms", db_table="marks")  # fmt: skip
+    client = client_for(world.alice)
+    response = client.post(url("upload_source", course.pk, "sql"), {"connection": conn.pk})
+    assert "This connection does not store its password: enter it." in response.content.decode()
+    response = client.post(
+        url("upload_source", course.pk, "sql"), {"connection": conn.pk, "password": "x"}
+    )
+    assert "The database answered:" in response.content.decode()
+    with account_scope(world.account):
+        sqlconn.sqlconn_update(connection=conn, actor=world.alice, enabled=False)
+    response = client.post(
+        url("upload_source", course.pk, "sql"), {"connection": conn.pk, "password": "x"}
+    )
+    assert 'data-testid="no-connections"' in response.content.decode()

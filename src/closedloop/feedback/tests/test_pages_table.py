@@ -64,7 +64,7 @@ def column(world, workflow, name):
 def emails_on(html: str) -> list[str]:
     import re
 
-    return re.findall(r'data-testid="row-link">([^<]+)<', html)
+    return re.findall(r'data-testid="row-link"><bdi>([^<]+)<', html)
 
 
 # --- access ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from closedloop.jobs.models import Job
 
 pytestmark = pytest.mark.django_db
 
-GOOD = '''
+GOOD = """
 import polars as pl
 
 class_name = "Doubler"
@@ -33,7 +33,7 @@ class Doubler:
 
     def run(self, frame, parameters):
         return frame.select((pl.col("score") * parameters["factor"]).alias("doubled"))
-'''
+"""
 
 
 @pytest.fixture
@@ -57,7 +57,9 @@ def enable(world, key: str):
 
 def run(world, workflow, key: str, params: dict, django_capture_on_commit_callbacks) -> Job:
     with account_scope(world.account), django_capture_on_commit_callbacks(execute=True):
-        job = plugins.run_plugin(workflow=workflow, actor=world.alice, plugin_key=key, params=params)
+        job = plugins.run_plugin(
+            workflow=workflow, actor=world.alice, plugin_key=key, params=params
+        )
     job.refresh_from_db()
     return job
 
@@ -90,7 +92,7 @@ def test_declaration_errors_are_reported(plugin_dir):
     write_plugin(
         plugin_dir,
         "badparams",
-        '''
+        """
         class_name = "P"
         class P:
             name = ""
@@ -99,7 +101,7 @@ def test_declaration_errors_are_reported(plugin_dir):
             output_column_names = ["a", "a"]
             output_suffix = 3
             parameters = [("n", "complex", [], 1, ""), ("m", "integer", [1, 2], 5, ""), "x"]
-        ''',
+        """,
     )
     write_plugin(plugin_dir, "rounding", GOOD)  # clashes with the shipped one
     found = {(p.key, p.builtin): p for p in plugins.discover()}
@@ -228,7 +230,9 @@ def test_rounding_adds_rounded_columns(world, make_workflow, django_capture_on_c
         assert WorkflowLog.objects.filter(workflow=workflow, name="plugin_execute").exists()
 
 
-def test_rounding_again_replaces_the_outputs(world, make_workflow, django_capture_on_commit_callbacks):
+def test_rounding_again_replaces_the_outputs(
+    world, make_workflow, django_capture_on_commit_callbacks
+):
     enable(world, "rounding")
     workflow = make_workflow()
     params = {"key": "email", "input_columns": ["score"], "parameters": {"decimals": 1}}
@@ -342,7 +346,9 @@ def test_the_plugin_process_has_no_django_settings_or_secrets(
     assert set(frame_of(world, workflow)["doubled"].to_list()) == {"clean"}
 
 
-def test_a_package_plugin_runs(world, make_workflow, plugin_dir, django_capture_on_commit_callbacks):
+def test_a_package_plugin_runs(
+    world, make_workflow, plugin_dir, django_capture_on_commit_callbacks
+):
     package = plugin_dir / "pkg_doubler"
     package.mkdir()
     (package / "helper.py").write_text("FACTOR = 3\n")

@@ -191,3 +191,18 @@ def test_rename_changes_only_the_name_everywhere_it_is_used():
 
 def test_template_names_lists_columns_and_conditions():
     assert template_names('{{ a b }} {% if C %}{% report "d" %}{% endif %}') == {"a b", "C", "d"}
+
+
+def test_markdown_blocks_inside_conditions_stay_blocks():
+    t = compile_("Hi\n\n{% if High %}\n- one\n- two\n{% endif %}\n", text_format="markdown")
+    shown = t.render({}, {"High": True})
+    assert "<ul>" in shown and "<li>one</li>" in shown and "<p></p>" not in shown
+    assert "<li>" not in t.render({}, {"High": False})
+
+
+def test_tags_inside_attributes_work_and_values_stay_escaped():
+    t = compile_(
+        '<p class="{% if High %}big{% endif %}">x</p><img src="https://x.example/{{ email }}" alt="{{ email }}">'
+    )
+    out = t.render({"email": 'a"b'}, {"High": True})
+    assert '<p class="big">' in out and 'alt="a&#34;b"' in out

@@ -74,7 +74,9 @@ def test_an_oversized_upload_is_refused(world, settings):
     refused(world, make_zip({"workflow.json": "x" * 5000}, zipfile.ZIP_STORED), "larger than")
 
 
-@pytest.mark.parametrize("name", ["../workflow.json", "/etc/passwd", "a/../../b", "c:\\x", "x\\..\\y"])
+@pytest.mark.parametrize(
+    "name", ["../workflow.json", "/etc/passwd", "a/../../b", "c:\\x", "x\\..\\y"]
+)
 def test_unsafe_member_names_are_refused(world, package, name):
     meta, data = package
     archive = make_zip({"workflow.json": json.dumps(meta), "data.csv": data, name: "boom"})
@@ -188,7 +190,9 @@ def _action(meta: dict, name: str) -> dict:
         ),
     ],
 )
-def test_unknown_references_are_refused_before_anything_is_written(world, package, change, fragments):
+def test_unknown_references_are_refused_before_anything_is_written(
+    world, package, change, fragments
+):
     meta, data = package
     archive = make_zip({"workflow.json": json.dumps(_with(meta, change)), "data.csv": data})
     refused(world, archive, *fragments)

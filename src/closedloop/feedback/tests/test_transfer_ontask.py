@@ -39,7 +39,14 @@ class Booby:
 
 
 def rule(field: str, op: str, value, kind: str = "double") -> dict:
-    return {"id": field, "field": field, "type": kind, "input": "number", "operator": op, "value": value}
+    return {
+        "id": field,
+        "field": field,
+        "type": kind,
+        "input": "number",
+        "operator": op,
+        "value": value,
+    }
 
 
 def group(*rules: dict) -> dict:
@@ -57,49 +64,128 @@ def ontask_workflow(data_frame: str | None = None) -> dict:
         "ncols": 4,
         "query_builder_ops": {},
         "columns": [
-            {**column, "name": "email", "data_type": "string", "is_key": True, "position": 1, "categories": []},
-            {**column, "name": "Total", "data_type": "double", "is_key": False, "position": 2, "categories": []},
-            {**column, "name": "Level", "data_type": "string", "is_key": False, "position": 3,
-             "categories": ["High", "Low"]},
-            {**column, "name": "Comment", "data_type": "string", "is_key": False, "position": 4, "categories": []},
+            {
+                **column,
+                "name": "email",
+                "data_type": "string",
+                "is_key": True,
+                "position": 1,
+                "categories": [],
+            },
+            {
+                **column,
+                "name": "Total",
+                "data_type": "double",
+                "is_key": False,
+                "position": 2,
+                "categories": [],
+            },
+            {
+                **column,
+                "name": "Level",
+                "data_type": "string",
+                "is_key": False,
+                "position": 3,
+                "categories": ["High", "Low"],
+            },
+            {
+                **column,
+                "name": "Comment",
+                "data_type": "string",
+                "is_key": False,
+                "position": 4,
+                "categories": [],
+            },
         ],  # fmt: skip
         "views": [
-            {"name": "Strugglers", "description_text": "", "columns": [{"name": "email"}, {"name": "Total"}],
-             "formula": group(rule("Total", "less", "50"))},
+            {
+                "name": "Strugglers",
+                "description_text": "",
+                "columns": [{"name": "email"}, {"name": "Total"}],
+                "formula": group(rule("Total", "less", "50")),
+            },
         ],  # fmt: skip
         "actions": [
-            {   # before OnTask 7: the filter is among the conditions
-                "name": "Feedback week 1", "description_text": "", "is_out": True,
-                "serve_enabled": False, "active_from": None, "active_to": None,
+            {  # before OnTask 7: the filter is among the conditions
+                "name": "Feedback week 1",
+                "description_text": "",
+                "is_out": True,
+                "serve_enabled": False,
+                "active_from": None,
+                "active_to": None,
                 "content": "<p>Dear {{ email }}</p>{% if Good %}<p>Great work</p>{% endif %}",
                 "target_url": "",
                 "conditions": [
-                    {"name": "Good", "description_text": "", "formula": group(rule("Total", "greater", "70")),
-                     "is_filter": False, "n_rows_selected": 1},
-                    {"name": "filter", "description_text": "", "formula": group(rule("Total", "is_not_null", None)),
-                     "is_filter": True, "n_rows_selected": 3},
+                    {
+                        "name": "Good",
+                        "description_text": "",
+                        "formula": group(rule("Total", "greater", "70")),
+                        "is_filter": False,
+                        "n_rows_selected": 1,
+                    },
+                    {
+                        "name": "filter",
+                        "description_text": "",
+                        "formula": group(rule("Total", "is_not_null", None)),
+                        "is_filter": True,
+                        "n_rows_selected": 3,
+                    },
                 ],
                 "columns": [{"name": "email"}, {"name": "Total"}],
             },
-            {   # OnTask 7: filter separate, _formula, column/condition pairs
-                "name": "Survey", "description_text": "Check-in", "action_type": "survey",
-                "serve_enabled": True, "active_from": "2024-01-01T00:00:00Z", "active_to": None,
-                "text_content": "<p>Tell us</p>", "target_url": "", "shuffle": True,
-                "filter": [{"description_text": "", "_formula": group(rule("Total", "less", "90"))}],
-                "conditions": [{"name": "Low", "description_text": "", "_formula": group(rule("Total", "less", "50"))}],
+            {  # OnTask 7: filter separate, _formula, column/condition pairs
+                "name": "Survey",
+                "description_text": "Check-in",
+                "action_type": "survey",
+                "serve_enabled": True,
+                "active_from": "2024-01-01T00:00:00Z",
+                "active_to": None,
+                "text_content": "<p>Tell us</p>",
+                "target_url": "",
+                "shuffle": True,
+                "filter": [
+                    {"description_text": "", "_formula": group(rule("Total", "less", "90"))}
+                ],
+                "conditions": [
+                    {
+                        "name": "Low",
+                        "description_text": "",
+                        "_formula": group(rule("Total", "less", "50")),
+                    }
+                ],
                 "column_condition_pair": [
-                    {"column": {"name": "Comment"}, "condition": {"name": "Low"}, "changes_allowed": False}
+                    {
+                        "column": {"name": "Comment"},
+                        "condition": {"name": "Low"},
+                        "changes_allowed": False,
+                    }
                 ],
             },
             {
-                "name": "Rubric", "description_text": "", "action_type": "rubric_text",
-                "serve_enabled": False, "active_from": None, "active_to": None,
-                "text_content": "<p>Rubric</p>", "target_url": "",
-                "filter": [], "conditions": [],
+                "name": "Rubric",
+                "description_text": "",
+                "action_type": "rubric_text",
+                "serve_enabled": False,
+                "active_from": None,
+                "active_to": None,
+                "text_content": "<p>Rubric</p>",
+                "target_url": "",
+                "filter": [],
+                "conditions": [],
                 "column_condition_pair": [{"column": {"name": "Level"}, "condition": None}],
                 "rubric_cells": [
-                    {"column": {"name": "Level"}, "loa_position": 0, "description_text": "High", "feedback_text": "Keep going"},
-                    {"column": {"name": "Level"}, "loa_position": 1, "description_text": "Low", "feedback_text": "Ask for help"},
+                    {
+                        "column": {"name": "Level"},
+                        "loa_position": 0,
+                        "description_text": "High",
+                        "feedback_text": "Keep going",
+                    },
+                    {
+                        "column": {"name": "Level"},
+                        "loa_position": 1,
+                        "description_text": "Low",
+                        "feedback_text": "Ask for help",
+                    },
                 ],
             },
         ],  # fmt: skip
@@ -250,10 +336,14 @@ def test_ontask_action_export_into_an_existing_workflow(world, make_workflow):
     actions = [ontask_workflow()["actions"][1]]
     data = gz(actions)
     with account_scope(world.account):
-        result = transfer.actions_import(workflow=workflow, actor=world.alice, data=data, file_name="a.gz")
+        result = transfer.actions_import(
+            workflow=workflow, actor=world.alice, data=data, file_name="a.gz"
+        )
         assert [a.name for a in result.actions] == ["Survey"]
         bad = [dict(actions[0], name="Other", conditions=[
             {"name": "Low", "_formula": group(rule("Ghost", "less", "1"))}])]  # fmt: skip
         with pytest.raises(transfer.TransferError, match="a.gz: action “Other”: condition “Low”"):
-            transfer.actions_import(workflow=workflow, actor=world.alice, data=gz(bad), file_name="a.gz")
+            transfer.actions_import(
+                workflow=workflow, actor=world.alice, data=gz(bad), file_name="a.gz"
+            )
         assert not Action.objects.filter(workflow=workflow, name="Other").exists()

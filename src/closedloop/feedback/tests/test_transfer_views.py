@@ -60,13 +60,17 @@ def test_the_export_page_lists_actions_and_downloads_a_zip(world, wf, client_for
     assert b"Week 3 email" in page.content
     with account_scope(world.account):
         rubric = Action.objects.get(workflow=wf, name="Rubric")
-    response = client.post(f"/feedback/{wf.pk}/export/", {"actions": [rubric.pk], "what": "workflow"})
+    response = client.post(
+        f"/feedback/{wf.pk}/export/", {"actions": [rubric.pk], "what": "workflow"}
+    )
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
     assert 'filename="course.zip"' in response["Content-Disposition"]
     meta = json.loads(zipfile.ZipFile(io.BytesIO(response.content)).read("workflow.json"))
     assert [a["name"] for a in meta["actions"]] == ["Rubric"]
-    response = client.post(f"/feedback/{wf.pk}/export/", {"actions": [rubric.pk], "what": "actions"})
+    response = client.post(
+        f"/feedback/{wf.pk}/export/", {"actions": [rubric.pk], "what": "actions"}
+    )
     assert json.loads(response.content)["format"] == "closedloop-actions"
 
 
@@ -100,7 +104,9 @@ def test_the_import_page_shows_the_error_and_keeps_nothing(world, wf, client_for
 def test_an_oversized_upload_is_refused_unread(world, client_for, settings):
     settings.DATAOPS_MAX_UPLOAD_SIZE = 100
     client = client_for(world.alice)
-    response = client.post("/feedback/import/", {"name": "Big", "file": upload(b"x" * 500, "big.zip")})
+    response = client.post(
+        "/feedback/import/", {"name": "Big", "file": upload(b"x" * 500, "big.zip")}
+    )
     assert response.status_code == 400
     assert "larger than" in response.content.decode()
 
@@ -114,9 +120,13 @@ def test_import_actions_page(world, wf, make_workflow, client_for):
         data = transfer.actions_export(workflow=wf, actor=world.alice, action_ids=ids)
     client = client_for(world.alice)
     assert client.get(f"/feedback/{target.pk}/actions/import/").status_code == 200
-    response = client.post(f"/feedback/{target.pk}/actions/import/", {"file": upload(data, "a.json")})
+    response = client.post(
+        f"/feedback/{target.pk}/actions/import/", {"file": upload(data, "a.json")}
+    )
     assert response.status_code == 302
-    response = client.post(f"/feedback/{target.pk}/actions/import/", {"file": upload(data, "a.json")})
+    response = client.post(
+        f"/feedback/{target.pk}/actions/import/", {"file": upload(data, "a.json")}
+    )
     assert response.status_code == 400
     assert "exists already" in response.content.decode()
 
@@ -144,7 +154,9 @@ def test_pages_follow_tenancy_and_sharing(world, wf, client, make_workflow):
     assert client.get(actions_url).status_code == 200
     # Charlie imports into his own account only
     client.force_login(world.charlie)
-    response = client.post("/feedback/import/", {"name": "Charlie's", "file": upload(data, "c.zip")})
+    response = client.post(
+        "/feedback/import/", {"name": "Charlie's", "file": upload(data, "c.zip")}
+    )
     assert response.status_code == 302
     assert "Charlie's" not in workflow_names(world)
     with account_scope(world.other_account):
@@ -195,7 +207,9 @@ def test_api_import_errors_use_the_error_shape(world, wf, api_as):
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("workflow.json", json.dumps(meta))
         archive.writestr("data.csv", "email\na@x.org\n")
-    response = alice.post("/api/v1/workflows/import", {"name": "X", "file": upload(buffer.getvalue(), "w.zip")})
+    response = alice.post(
+        "/api/v1/workflows/import", {"name": "X", "file": upload(buffer.getvalue(), "w.zip")}
+    )
     assert response.status_code == 400
     body = response.json()
     assert body["detail"] == "workflow.json: view “V”: uses the unknown column “ghost”."
@@ -211,21 +225,31 @@ def test_api_follows_tenancy_and_sharing(world, wf, api_as):
         api = api_as(user)
         assert api.get(f"/api/v1/workflows/{wf.pk}/export").status_code == 404
         assert api.get(f"/api/v1/workflows/{wf.pk}/export/actions").status_code == 404
-        response = api.post(f"/api/v1/workflows/{wf.pk}/actions/import", {"file": upload(b"{}", "a.json")})
+        response = api.post(
+            f"/api/v1/workflows/{wf.pk}/actions/import", {"file": upload(b"{}", "a.json")}
+        )
         assert response.status_code == 404
     bob = api_as(world.bob)
-    response = bob.post("/api/v1/workflows/import", {"name": "Bob's", "file": upload(data, "w.zip")})
+    response = bob.post(
+        "/api/v1/workflows/import", {"name": "Bob's", "file": upload(data, "w.zip")}
+    )
     assert response.status_code == 403
     share(world, wf, world.bob, "viewer")
     assert bob.get(f"/api/v1/workflows/{wf.pk}/export").status_code == 200
-    response = bob.post(f"/api/v1/workflows/{wf.pk}/actions/import", {"file": upload(b"{}", "a.json")})
+    response = bob.post(
+        f"/api/v1/workflows/{wf.pk}/actions/import", {"file": upload(b"{}", "a.json")}
+    )
     assert response.status_code == 403
     with account_scope(world.account):
         WorkflowShare.objects.filter(workflow=wf, user=world.bob).update(role="editor")
-    response = bob.post(f"/api/v1/workflows/{wf.pk}/actions/import", {"file": upload(b"{}", "a.json")})
+    response = bob.post(
+        f"/api/v1/workflows/{wf.pk}/actions/import", {"file": upload(b"{}", "a.json")}
+    )
     assert response.status_code == 400
     assert "not a closedloop actions export" in response.json()["detail"]
     charlie = api_as(world.charlie)
-    response = charlie.post("/api/v1/workflows/import", {"name": "Mine", "file": upload(data, "w.zip")})
+    response = charlie.post(
+        "/api/v1/workflows/import", {"name": "Mine", "file": upload(data, "w.zip")}
+    )
     assert response.status_code == 201
     assert "Mine" not in workflow_names(world)

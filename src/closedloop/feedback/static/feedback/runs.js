@@ -16,7 +16,7 @@
     const total = data.values.reduce((a, b) => a + b, 0);
     chart.setOption({
       tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
-      title: { text: String(total), subtext: data.opened ? "\u{1F441} " + data.opened : "", left: "center", top: "center", textStyle: { fontSize: 20 } },
+      title: { text: String(total), subtext: data.opened ? data.opened_label : "", left: "center", top: "center", textStyle: { fontSize: 20 } },
       series: [{ type: "pie", radius: ["55%", "80%"], avoidLabelOverlap: true, label: { show: false }, data: items.length ? items : [{ name: "", value: 1, itemStyle: { color: "#e9ecef" } }] }],
     }, true);
   }

@@ -43,7 +43,7 @@
     }];
     if (marked && data.point !== null && data.point !== undefined) {
       series.push({
-        type: "scatter", data: [[data.point, 0]], symbolSize: 14, itemStyle: { color: "#d63384" },
+        type: "scatter", data: [[data.point, 0]], symbolSize: 14, itemStyle: { color: "#dc3545" },
         tooltip: { formatter: () => data.point_label },
         z: 10,
       });
