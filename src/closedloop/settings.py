@@ -163,6 +163,19 @@ try:
     DATAOPS_PLUGIN_DIRECTORY = env.str(
         "DATAOPS_PLUGIN_DIRECTORY", "", "Folder of transformation and model plugins."
     )
+    DATAOPS_SQL_TIMEOUT = env.int(
+        "DATAOPS_SQL_TIMEOUT", 30, "Seconds an SQL-connection read may take before it is stopped."
+    )
+    DATAOPS_SQLITE_DIRS = env.list(
+        "DATAOPS_SQLITE_DIRS",
+        "",
+        "Folders SQLite connections may read from (default: VAR_DIR/sqlite-sources).",
+    )
+    DATAOPS_REMOTE_HOSTS = env.list(
+        "DATAOPS_REMOTE_HOSTS",
+        "docs.google.com",
+        "Hosts remote-URL uploads may fetch from (comma-separated).",
+    )
     DATAOPS_PLUGIN_TIMEOUT = env.int(
         "DATAOPS_PLUGIN_TIMEOUT", 300, "Seconds a plugin run may take before it is stopped."
     )

@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from .conftest import Install, free_port, stop, wait_for
-from .test_worker import WORKER_NAME, start_worker
+from .test_worker import start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,11 @@ def test_a_killed_worker_resumes_without_duplicates(make_install, redis_url, smt
         assert status == "sending" and total == MESSAGES
 
         worker = start_worker(install, log)
-        wait_for(lambda: run_row(install, run_id)[0] == "done", 120, "the run to finish after the restart")
+        wait_for(
+            lambda: run_row(install, run_id)[0] == "done",
+            120,
+            "the run to finish after the restart",
+        )
 
         deliveries = delivery_rows(install, run_id)
         counts = Counter(handler.ids)

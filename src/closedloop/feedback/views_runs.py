@@ -109,7 +109,8 @@ def _guess_item_column(action: Action) -> str:
     columns = list(Column.objects.filter(workflow_id=action.workflow_id).order_by("position", "id"))
     named = next((c for c in columns if hint in c.name.lower()), None)
     key = next((c for c in columns if c.is_key), None)
-    return (named or key).name if (named or key) else ""
+    chosen = named or key
+    return chosen.name if chosen is not None else ""
 
 
 def _form_context(

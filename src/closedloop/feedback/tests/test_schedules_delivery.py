@@ -35,13 +35,17 @@ def make(action: Any, world: Any, **values: Any) -> Schedule:
                 "execute_start": timezone.now() - dt.timedelta(minutes=1),
                 "payload": {"item_column": "email"}}  # fmt: skip
     with account_scope(world.account):
-        return schedules.schedule_create(workflow=action.workflow, actor=world.alice, **{**defaults, **values})
+        return schedules.schedule_create(
+            workflow=action.workflow, actor=world.alice, **{**defaults, **values}
+        )
 
 
 def test_a_repeating_schedule_gets_a_crontab_beat_entry(action, world):
     schedule = make(action, world)
     task = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
-    assert task.task == "closedloop.feedback.run_schedule" and json.loads(task.args) == [schedule.pk]
+    assert task.task == "closedloop.feedback.run_schedule" and json.loads(task.args) == [
+        schedule.pk
+    ]
     cron = task.crontab
     assert (cron.minute, cron.hour, cron.day_of_month, cron.month_of_year, cron.day_of_week) == (
         "0", "8", "*", "*", "1")  # fmt: skip
@@ -69,7 +73,12 @@ def test_a_one_off_schedule_gets_a_clocked_entry(action, world):
 
 @pytest.mark.parametrize(
     ("frequency", "field"),
-    [("", "execute_start"), ("* * *", "frequency"), ("0 25 * * *", "frequency"), ("0 8 * * mon-xyz", "frequency")],
+    [
+        ("", "execute_start"),
+        ("* * *", "frequency"),
+        ("0 25 * * *", "frequency"),
+        ("0 8 * * mon-xyz", "frequency"),
+    ],
 )
 def test_bad_schedules_are_refused_by_field(action, world, frequency, field):
     with pytest.raises(FeedbackError) as caught:
@@ -81,16 +90,22 @@ def test_bad_schedules_are_refused_by_field(action, world, frequency, field):
 
 
 def test_next_runs_and_a_readable_description(action, world):
-    schedule = make(action, world, execute_start=None, execute_until=dt.datetime(2031, 1, 20, tzinfo=UTC))
+    schedule = make(
+        action, world, execute_start=None, execute_until=dt.datetime(2031, 1, 20, tzinfo=UTC)
+    )
     now = dt.datetime(2030, 12, 31, 12, 0, tzinfo=UTC)  # a Tuesday
     assert schedules.next_runs(schedule, 4, now=now) == [
         dt.datetime(2031, 1, 6, 8, 0, tzinfo=UTC),
         dt.datetime(2031, 1, 13, 8, 0, tzinfo=UTC),
     ]  # the end of the window cuts the list
-    assert "Monday" in schedules.describe("0 8 * * 1") and "08:00" in schedules.describe("0 8 * * 1")
+    assert "Monday" in schedules.describe("0 8 * * 1") and "08:00" in schedules.describe(
+        "0 8 * * 1"
+    )
 
 
-def test_it_runs_inside_its_window_once_at_a_time(action, world, django_capture_on_commit_callbacks):
+def test_it_runs_inside_its_window_once_at_a_time(
+    action, world, django_capture_on_commit_callbacks
+):
     schedule = make(action, world)
     with account_scope(world.account):
         Schedule.objects.filter(pk=schedule.pk).update(status="executing")
@@ -128,11 +143,17 @@ def test_incremental_runs_reach_only_new_rows(action, world, django_capture_on_c
     with account_scope(world.account):
         first, second = ActionRun.objects.filter(schedule=schedule).order_by("id")
         assert Delivery.objects.filter(run=first).count() == 6
-        assert list(Delivery.objects.filter(run=second).values_list("recipient", flat=True)) == ["new@example.org"]
+        assert list(Delivery.objects.filter(run=second).values_list("recipient", flat=True)) == [
+            "new@example.org"
+        ]
 
 
-def test_a_one_off_run_ends_done_and_its_entry_is_disabled(action, world, django_capture_on_commit_callbacks):
-    schedule = make(action, world, frequency="", execute_start=timezone.now() + dt.timedelta(seconds=10))
+def test_a_one_off_run_ends_done_and_its_entry_is_disabled(
+    action, world, django_capture_on_commit_callbacks
+):
+    schedule = make(
+        action, world, frequency="", execute_start=timezone.now() + dt.timedelta(seconds=10)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         assert schedules.execute_schedule(schedule.pk) == "ran"
     with account_scope(world.account):
@@ -142,7 +163,9 @@ def test_a_one_off_run_ends_done_and_its_entry_is_disabled(action, world, django
 
 
 def test_a_failing_operation_is_recorded(action, world):
-    schedule = make(action, world, frequency="", execute_start=timezone.now() + dt.timedelta(seconds=10))
+    schedule = make(
+        action, world, frequency="", execute_start=timezone.now() + dt.timedelta(seconds=10)
+    )
     with account_scope(world.account):
         Schedule.objects.filter(pk=schedule.pk).update(action=None, operation_type="action_run")
     assert schedules.execute_schedule(schedule.pk) == "failed"
@@ -164,7 +187,9 @@ def test_schedule_pages_respect_tenancy_and_sharing(action, world, client_for):
         for url in urls:
             assert client_for(user).get(url).status_code == 404, (user, url)
     with account_scope(world.account):
-        services.workflow_share(workflow=action.workflow, actor=world.alice, email=world.bob.email, role="viewer")
+        services.workflow_share(
+            workflow=action.workflow, actor=world.alice, email=world.bob.email, role="viewer"
+        )
     bob = client_for(world.bob)
     assert bob.get(urls[0]).status_code == 200
     for url in urls[1:]:
@@ -201,12 +226,20 @@ def test_create_and_edit_through_the_form(action, world, client_for):
     with account_scope(world.account):
         schedule = Schedule.objects.get()
     assert schedule.incremental and schedule.frequency == "0 9 * * 1"
-    assert schedule.execute_start == dt.datetime(2030, 1, 1, 8, 0, tzinfo=UTC)  # account time zone UTC
+    assert schedule.execute_start == dt.datetime(
+        2030, 1, 1, 8, 0, tzinfo=UTC
+    )  # account time zone UTC
     edit = reverse("feedback:schedule_edit", args=[action.workflow_id, schedule.pk])
-    assert client.post(edit, {**form, "name": "Mondays 10", "frequency": "0 10 * * 1"}).status_code == 302
+    assert (
+        client.post(edit, {**form, "name": "Mondays 10", "frequency": "0 10 * * 1"}).status_code
+        == 302
+    )
     with account_scope(world.account):
         schedule.refresh_from_db()
-    assert schedule.name == "Mondays 10" and PeriodicTask.objects.get(pk=schedule.periodic_task_id).crontab.hour == "10"
+    assert (
+        schedule.name == "Mondays 10"
+        and PeriodicTask.objects.get(pk=schedule.periodic_task_id).crontab.hour == "10"
+    )
     delete = reverse("feedback:schedule_delete", args=[action.workflow_id, schedule.pk])
     assert client.post(delete).status_code == 302
     with account_scope(world.account):
