@@ -383,6 +383,10 @@ CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# fixed entries; beat copies them into its database schedule at start
+CELERY_BEAT_SCHEDULE = {
+    "feedback: outbox sweep": {"task": "closedloop.feedback.outbox_sweep", "schedule": 60.0},
+}
 CELERY_TIMEZONE = "UTC"
 
 if not EMAIL_HOST:
