@@ -21,7 +21,7 @@ class LinearModel:
     input_column_names: list[str] = []
     output_column_names = ["prediction", "residual"]
     output_suffix = "_lm"
-    parameters = [
+    parameters: list[tuple[str, str, list[Any], Any, str]] = [
         ("target", "string", [], "", "The chosen column to predict; the others are predictors."),
         ("intercept", "boolean", [], True, "Fit an intercept."),
     ]
