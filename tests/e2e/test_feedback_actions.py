@@ -8,14 +8,9 @@ import pytest
 from closedloop.core.tenancy import account_scope, scopes_disabled
 from closedloop.core.testing.factories import UserFactory
 from closedloop.feedback import actions, filters
-from tests.e2e import conftest as e2e
+from closedloop.feedback.tests import conftest as feedback_fixtures
 
-# the Chromium fixtures of the end-to-end suite
-browser = e2e.browser
-new_page = e2e.new_page
-shot = e2e.shot
-log_in = e2e.log_in
-jobs_run_in_the_request = e2e.jobs_run_in_the_request
+make_workflow = feedback_fixtures.make_workflow
 
 expect = pytest.importorskip("playwright.sync_api").expect
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
