@@ -1,7 +1,7 @@
 """Feedback delivery: the outbox sending personalized emails to a local SMTP server.
 
 - ``deliver``: 10,000 queued emails (full size) sent by ``outbox.deliver_run`` to an
-  aiosmtpd server running in a thread of the benchmark process — one persistent SMTP
+  aiosmtpd server running in its own process (as a real mail server would) — one persistent SMTP
   connection per batch, claims of 200 rows, one commit per message marked sent.
   Target ≥ 1,000 messages/s. Also reported: the time to render and queue the run
   (``runs.queue_messages``: render + bulk insert of the delivery rows).
@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 import threading
 import time
@@ -22,14 +23,48 @@ TARGET_RATE = 1_000
 
 
 class _Counter:
-    def __init__(self) -> None:
-        self.count = 0
-        self.lock = threading.Lock()
+    def __init__(self, shared: Any) -> None:
+        self.shared = shared
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        with self.lock:
-            self.count += 1
+        with self.shared.get_lock():
+            self.shared.value += 1
         return "250 OK"
+
+
+def _serve(port: int, shared: Any, ready: Any) -> None:
+    """The SMTP server process: counts the messages it accepts until terminated."""
+    import logging
+
+    from aiosmtpd.controller import Controller
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    controller = Controller(_Counter(shared), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    threading.Event().wait()
+
+
+class _SmtpProcess:
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.port = _free_port()
+        self.shared = context.Value("i", 0)
+        ready = context.Event()
+        self.process = context.Process(
+            target=_serve, args=(self.port, self.shared, ready), daemon=True
+        )
+        self.process.start()
+        if not ready.wait(30):
+            raise RuntimeError("the SMTP server process did not start")
+
+    @property
+    def count(self) -> int:
+        return int(self.shared.value)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.join(10)
 
 
 def _free_port() -> int:
@@ -39,10 +74,7 @@ def _free_port() -> int:
 
 
 def bench_deliver(ctx: Context) -> list[Measurement]:
-    import logging
-
     import polars as pl
-    from aiosmtpd.controller import Controller
     from django.conf import settings
 
     from closedloop.accounts.models import User
@@ -50,11 +82,8 @@ def bench_deliver(ctx: Context) -> list[Measurement]:
     from closedloop.feedback import actions, outbox, runs, services
     from closedloop.feedback.models import ActionRun, Delivery
 
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
     total = SIZES[ctx.size]
-    handler = _Counter()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
-    controller.start()
+    handler = controller = _SmtpProcess()
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
     settings.EMAIL_OUTBOX_ONLY = False
     settings.EMAIL_BURST = 0
