@@ -88,3 +88,29 @@ def make_workflow(world: Any) -> Callable[..., Any]:
         return workflow
 
     return make
+
+
+@pytest.fixture
+def shared_course(world, make_workflow):
+    """Alice's course, shared with Sam (editor) and Bob (viewer)."""
+    from closedloop.core.tenancy import account_scope
+    from closedloop.feedback import services
+
+    workflow = make_workflow()
+    with account_scope(world.account):
+        services.workflow_share(
+            workflow=workflow, actor=world.alice, email=world.sam.email, role="editor"
+        )
+        services.workflow_share(
+            workflow=workflow, actor=world.alice, email=world.bob.email, role="viewer"
+        )
+    return workflow
+
+
+def login(user):
+    """A Django test client logged in as ``user`` (several per test, unlike client_for)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client

@@ -4,35 +4,19 @@ rename, type, clone, delete, move): happy paths, bad input and roles."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from closedloop.core.tenancy import account_scope
 from closedloop.feedback import table
 from closedloop.feedback.models import Column, Workflow
+from closedloop.feedback.tests.conftest import login
 
 pytestmark = pytest.mark.django_db
 
 
-def login(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
-def course(world, make_workflow):
-    from closedloop.feedback import services
-
-    workflow = make_workflow()
-    with account_scope(world.account):
-        services.workflow_share(
-            workflow=workflow, actor=world.alice, email=world.sam.email, role="editor"
-        )
-        services.workflow_share(
-            workflow=workflow, actor=world.alice, email=world.bob.email, role="viewer"
-        )
-    return workflow
+def course(shared_course):
+    return shared_course
 
 
 def columns(world, workflow) -> dict[str, Column]:

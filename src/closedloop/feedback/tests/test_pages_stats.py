@@ -10,13 +10,12 @@ import re
 import statistics
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from closedloop.core.tenancy import account_scope
-from closedloop.feedback import services
 from closedloop.feedback.logs import log_event
 from closedloop.feedback.models import Column, WorkflowLog
+from closedloop.feedback.tests.conftest import login
 from closedloop.feedback.views_stats import column_statistics, overview
 
 pytestmark = pytest.mark.django_db
@@ -24,23 +23,9 @@ pytestmark = pytest.mark.django_db
 SCORES = [91.5, 48.0, 75.25, 62.0, 30.5]  # the fixture's scores without its NULL
 
 
-def login(user):
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
-def course(world, make_workflow):
-    workflow = make_workflow()
-    with account_scope(world.account):
-        services.workflow_share(
-            workflow=workflow, actor=world.alice, email=world.sam.email, role="editor"
-        )
-        services.workflow_share(
-            workflow=workflow, actor=world.alice, email=world.bob.email, role="viewer"
-        )
-    return workflow
+def course(shared_course):
+    return shared_course
 
 
 def col(world, workflow, name):

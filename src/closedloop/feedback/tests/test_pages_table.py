@@ -7,12 +7,12 @@ import io
 
 import polars as pl
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from closedloop.core.tenancy import account_scope
 from closedloop.feedback import services
 from closedloop.feedback.models import Column, Filter, View, Workflow
+from closedloop.feedback.tests.conftest import login
 
 pytestmark = pytest.mark.django_db
 
@@ -27,24 +27,9 @@ def big_class(n: int = 120) -> dict[str, list]:
     }
 
 
-def login(user):
-    """A client of its own (``client_for`` shares one client between users)."""
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
-def course(world, make_workflow):
-    workflow = make_workflow()
-    with account_scope(world.account):
-        services.workflow_share(
-            workflow=workflow, actor=world.alice, email=world.sam.email, role="editor"
-        )
-        services.workflow_share(
-            workflow=workflow, actor=world.alice, email=world.bob.email, role="viewer"
-        )
-    return workflow
+def course(shared_course):
+    return shared_course
 
 
 @pytest.fixture

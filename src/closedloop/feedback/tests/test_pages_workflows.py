@@ -4,35 +4,19 @@ delete), star and presence — with the owner / editor / viewer / outsider rules
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 
 from closedloop.core.tenancy import account_scope
 from closedloop.feedback import services
 from closedloop.feedback.models import Workflow, WorkflowLog, WorkflowShare, WorkflowStar
+from closedloop.feedback.tests.conftest import login
 
 pytestmark = pytest.mark.django_db
 
 
-def login(user):
-    """A client of its own (``client_for`` shares one client between users)."""
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
-def course(world, make_workflow):
-    """Alice's course, shared with Sam (editor) and Bob (viewer)."""
-    workflow = make_workflow()
-    with account_scope(world.account):
-        services.workflow_share(
-            workflow=workflow, actor=world.alice, email=world.sam.email, role="editor"
-        )
-        services.workflow_share(
-            workflow=workflow, actor=world.alice, email=world.bob.email, role="viewer"
-        )
-    return workflow
+def course(shared_course):
+    return shared_course
 
 
 def _reload(world, workflow):
