@@ -118,6 +118,21 @@ def test_jobs_of_a_silent_worker_are_failed_but_live_workers_keep_theirs(world):
     assert load(alive).status == JobStatus.RUNNING
 
 
+def heartbeat_recorded(celery_app, hostname: str) -> bool:
+    """Poll for the heartbeat thread's row. SQLite's shared-cache test database answers
+    "table is locked" (no busy wait) while that thread writes: retry then too."""
+    from django.db import OperationalError
+
+    for _ in range(100):
+        try:
+            if WorkerHeartbeat.objects.filter(hostname=hostname).exists():
+                return True
+        except OperationalError:
+            pass
+        celery_app._stop.wait(0.05)
+    return False
+
+
 def test_worker_ready_fails_orphans_and_starts_the_heartbeat(world, transactional_db):
     celery_app = importlib.import_module("closedloop.celery_app")
 
@@ -129,10 +144,6 @@ def test_worker_ready_fails_orphans_and_starts_the_heartbeat(world, transactiona
     try:
         celery_app._on_worker_ready(sender=Consumer())
         assert load(orphan).status == JobStatus.FAILED
-        for _ in range(50):
-            if WorkerHeartbeat.objects.filter(hostname="celery@restarted").exists():
-                break
-            celery_app._stop.wait(0.05)
-        assert WorkerHeartbeat.objects.filter(hostname="celery@restarted").exists()
+        assert heartbeat_recorded(celery_app, "celery@restarted")
     finally:
         celery_app._on_worker_shutdown()
