@@ -195,11 +195,7 @@ def test_a_postgresql_table_is_read(world: Any, settings: Any) -> None:
             raw.execute("DROP TABLE IF EXISTS dataops_pg_source")
 
 
-@pytest.mark.skip(
-    reason="no MySQL/MariaDB server here or in CI; PyMySQL path is exercised only by hand"
-)
-def test_a_mysql_table_is_read() -> None:  # pragma: no cover
-    pass
+# The MySQL / MariaDB path runs against a real server in tests/integration/test_mysql_source.py
 
 
 # --- refreshes -----------------------------------------------------------------------------
