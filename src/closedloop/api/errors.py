@@ -112,22 +112,25 @@ def _geometry_error(request: HttpRequest, exc: GeometryError, api: NinjaAPI) -> 
     )
 
 
-def _feedback_error(request: HttpRequest, exc: FeedbackError, api: NinjaAPI) -> HttpResponse:
-    """Refused feedback changes: 400 naming the row/column, 409 for a conflict, 404 for a
-    missing row."""
+def feedback_api_error(exc: FeedbackError) -> ApiError:
+    """A refused feedback change in the one error shape: 400 naming the row and column,
+    409 for a conflicting edit, 404 for a row that does not exist."""
     if isinstance(exc, RowNotFound):
-        return _not_found(request, exc, api)
+        return ApiError(404, _("Not found."))
     errors = []
     for item in exc.errors:
         field = exc.field or item.get("column")
         if not field:
             continue
         message = str(item.get("message") or exc.message)
-        if item.get("row"):
+        if item.get("row") is not None:
             message = _("Row %(row)s: %(message)s") % {"row": item["row"], "message": message}
-        errors.append({"field": str(field), "message": message})
-    status = 409 if isinstance(exc, ConflictError) else 400
-    return api.create_response(request, error_body(str(exc.message), errors), status=status)
+        errors.append((str(field), message))
+    return ApiError(409 if isinstance(exc, ConflictError) else 400, exc.message, errors)
+
+
+def _feedback_error(request: HttpRequest, exc: FeedbackError, api: NinjaAPI) -> HttpResponse:
+    return _http_error(request, feedback_api_error(exc), api)
 
 
 def install_error_handlers(api: NinjaAPI) -> None:

@@ -14,7 +14,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from closedloop.api.auth import membership_of
-from closedloop.api.errors import ApiError
+from closedloop.api.errors import ApiError, feedback_api_error
 from closedloop.api.pagination import Page, PageParams, paginate
 from closedloop.api.schemas import ERRORS, WRITE_ERRORS, Ref
 from closedloop.feedback import actions as services
@@ -22,7 +22,7 @@ from closedloop.feedback import conditions as conds
 from closedloop.feedback import render as rendering
 from closedloop.feedback import selectors
 from closedloop.feedback.models import Action, ActionColumn, Condition
-from closedloop.feedback.services import ConflictError, FeedbackError
+from closedloop.feedback.services import FeedbackError
 
 router = Router(tags=["feedback"])
 
@@ -123,16 +123,6 @@ class RunIn(Schema):
     send_confirmation: bool | None = None
     html_only: bool | None = None
     target_url: str | None = None
-
-
-def _raise(exc: FeedbackError) -> ApiError:
-    status = 409 if isinstance(exc, ConflictError) else 400
-    errors = [
-        (str(e.get("column") or getattr(exc, "field", "") or ""), str(e.get("message") or exc))
-        for e in (exc.errors or [])
-        if isinstance(e, dict)
-    ]
-    return ApiError(status, exc.message, [e for e in errors if e[0]])
 
 
 def _action(
@@ -238,7 +228,7 @@ def create_action(
             )
             _apply_extras(action, membership, payload)
     except FeedbackError as exc:
-        raise _raise(exc) from None
+        raise feedback_api_error(exc) from None
     return Status(201, _one(action))
 
 
@@ -268,7 +258,7 @@ def update_action(
                 services.action_update(action=action, actor=membership.user, **fields)
             _apply_extras(action, membership, payload)
     except FeedbackError as exc:
-        raise _raise(exc) from None
+        raise feedback_api_error(exc) from None
     return _one(action)
 
 
@@ -328,7 +318,7 @@ def run_action(
     try:
         run = start_run(action=action, actor=membership.user, options=options)
     except FeedbackError as exc:
-        raise _raise(exc) from None
+        raise feedback_api_error(exc) from None
     except (conds.ConditionError, ValueError) as exc:
         raise ApiError(400, str(exc)) from None
     job = run.job

@@ -19,7 +19,7 @@ from ninja import Query, Router, Schema
 from pydantic import Field
 
 from closedloop.api.auth import membership_of
-from closedloop.api.errors import ApiError
+from closedloop.api.errors import ApiError, feedback_api_error
 from closedloop.api.schemas import ERRORS, WRITE_ERRORS
 from closedloop.feedback import table
 from closedloop.feedback.dataops.infer import as_text
@@ -27,7 +27,7 @@ from closedloop.feedback.dataops.merge import load_frame, merge_frame
 from closedloop.feedback.dataops.sources import ParsedTable, parse_csv, parse_records
 from closedloop.feedback.models import Column, Workflow
 from closedloop.feedback.selectors import get_workflow
-from closedloop.feedback.services import ConflictError, FeedbackError
+from closedloop.feedback.services import FeedbackError
 
 router = Router(tags=["feedback"])
 
@@ -105,16 +105,6 @@ class MergeQuery(Schema):
     dry_run: bool = Field(False, description="Return the counts without changing anything.")
 
 
-def _bad_request(exc: FeedbackError) -> ApiError:
-    errors = []
-    for item in exc.errors or []:
-        message = str(item.get("message") or exc.message)
-        if item.get("row") is not None:
-            message = _("Row %(row)s: %(msg)s") % {"row": item["row"], "msg": message}
-        errors.append((str(item.get("column") or exc.field or "body"), message))
-    return ApiError(409 if isinstance(exc, ConflictError) else 400, exc.message, errors)
-
-
 def _body(request: HttpRequest, workflow: Workflow) -> tuple[ParsedTable, dict[str, Any]]:
     """The parsed body and the JSON options that came with it."""
     content_type = (request.content_type or "").lower()
@@ -190,7 +180,7 @@ def load_table(request: HttpRequest, workflow_id: int, query: Query[LoadQuery]) 
             row_numbers=parsed.row_numbers,
         )
     except FeedbackError as exc:
-        raise _bad_request(exc) from None
+        raise feedback_api_error(exc) from None
     workflow.refresh_from_db()
     return {"nrows": workflow.nrows, "ncols": workflow.ncols, "columns": _column_out(columns)}
 
@@ -228,6 +218,6 @@ def merge_table(request: HttpRequest, workflow_id: int, query: Query[MergeQuery]
             row_numbers=parsed.row_numbers,
         )
     except FeedbackError as exc:
-        raise _bad_request(exc) from None
+        raise feedback_api_error(exc) from None
     counts = result.counts()
     return {**counts, "columns": [c for c in counts["columns"]]}

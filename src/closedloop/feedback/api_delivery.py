@@ -12,7 +12,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from closedloop.api.auth import membership_of
-from closedloop.api.errors import ApiError
+from closedloop.api.errors import ApiError, feedback_api_error
 from closedloop.api.pagination import Page, PageParams, paginate
 from closedloop.api.schemas import ERRORS, WRITE_ERRORS, Ref
 from closedloop.feedback import runs, schedules, selectors
@@ -118,10 +118,6 @@ class ScheduleOut(Schema):
     next_runs: list[dt.datetime]
     last_run_at: dt.datetime | None
     last_outcome: str
-
-
-def _bad(exc: FeedbackError) -> ApiError:
-    return ApiError(400, exc.message, [(exc.field or "", exc.message)] if exc.field else [])
 
 
 def _workflow(request: HttpRequest, wid: int, need: selectors.Need = "view") -> Workflow:
@@ -301,7 +297,7 @@ def create_schedule(request: HttpRequest, wid: int, payload: ScheduleIn) -> Stat
     try:
         schedule = schedules.schedule_create(workflow=workflow, actor=request.user, **values)
     except FeedbackError as exc:
-        raise _bad(exc) from exc
+        raise feedback_api_error(exc) from exc
     return Status(201, _schedule_out(_schedule(workflow, schedule.pk)))
 
 
@@ -328,7 +324,7 @@ def update_schedule(
     try:
         schedules.schedule_update(schedule=schedule, actor=request.user, **values)
     except FeedbackError as exc:
-        raise _bad(exc) from exc
+        raise feedback_api_error(exc) from exc
     return _schedule_out(_schedule(workflow, sid))
 
 

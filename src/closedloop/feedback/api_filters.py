@@ -11,7 +11,7 @@ from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from closedloop.api.auth import membership_of
-from closedloop.api.errors import ApiError
+from closedloop.api.errors import ApiError, feedback_api_error
 from closedloop.api.pagination import Page, PageParams, paginate
 from closedloop.api.schemas import ERRORS, WRITE_ERRORS, Ref
 from closedloop.feedback import conditions, filters, selectors
@@ -133,8 +133,7 @@ def _call(run: Callable[[], T]) -> T:
         field = f"formula.{exc.field}" if exc.field else "formula"
         raise ApiError(400, str(exc), [(field, str(exc))]) from None
     except FeedbackError as exc:
-        status = 409 if type(exc).__name__ == "ConflictError" else 400
-        raise ApiError(status, str(exc)) from None
+        raise feedback_api_error(exc) from None
 
 
 def _workflow(request: HttpRequest, wid: int, need: selectors.Need = "view") -> Workflow:

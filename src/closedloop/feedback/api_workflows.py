@@ -19,7 +19,7 @@ from pydantic import Field
 
 from closedloop.accounts.models import Membership, Role
 from closedloop.api.auth import membership_of
-from closedloop.api.errors import ApiError, forbidden
+from closedloop.api.errors import feedback_api_error, forbidden
 from closedloop.api.pagination import Page, PageParams, paginate
 from closedloop.api.schemas import ERRORS, WRITE_ERRORS
 from closedloop.feedback import columns as column_services
@@ -33,7 +33,7 @@ from closedloop.feedback.models import (
     WorkflowShare,
 )
 from closedloop.feedback.selectors import can_create_workflows, get_workflow, visible_workflows
-from closedloop.feedback.values import ConflictError, FeedbackError, RowNotFound
+from closedloop.feedback.values import FeedbackError
 
 router = Router(tags=["feedback"])
 
@@ -42,19 +42,11 @@ DataTypeName = Literal["string", "integer", "double", "boolean", "datetime"]
 
 @contextmanager
 def feedback_errors() -> Iterator[None]:
-    """FeedbackError -> 400 (409 for conflicts, 404 for a missing row), one error shape."""
+    """FeedbackError -> the one error shape (400, 409 for conflicts, 404 for a missing row)."""
     try:
         yield
-    except RowNotFound:
-        raise Http404 from None
     except FeedbackError as exc:
-        status = 409 if isinstance(exc, ConflictError) else 400
-        errors = [
-            (str(exc.field or e.get("column")), str(e.get("message") or exc.message))
-            for e in exc.errors
-            if exc.field or e.get("column")
-        ]
-        raise ApiError(status, exc.message, errors) from None
+        raise feedback_api_error(exc) from None
 
 
 # --- schemas -------------------------------------------------------------------------------
