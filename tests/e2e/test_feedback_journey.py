@@ -5,13 +5,7 @@ is fetched. Then the same pages on a phone, in Arabic."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
-import socket
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +14,7 @@ import pytest
 from closedloop.core.tenancy import account_scope
 from closedloop.feedback.models import Delivery, Workflow
 from closedloop.feedback.tests import conftest as feedback_fixtures
+from closedloop.feedback.tests import test_delivery_support as delivery_support
 
 # the feedback tests' workflow factory (six learners)
 make_workflow = feedback_fixtures.make_workflow
@@ -53,52 +48,9 @@ PASSING = {"ana@example.org": "Ana", "chloe@example.org": "Chloé", "eve@example
 FORUM_NUDGE = "Please join the discussion forum this week."
 
 
-# --- a real SMTP server ---------------------------------------------------------------------
+# --- a real SMTP server (the delivery tests' aiosmtpd fixture) -----------------------------
 
-
-@dataclass
-class Received:
-    rcpt_tos: list[str]
-    message: Any
-
-
-@dataclass
-class Recorder:
-    messages: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        parsed = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        with self.lock:
-            self.messages.append(Received(list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Recorder]:
-    from aiosmtpd.controller import Controller
-
-    recorder = Recorder()
-    port = _free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_HOST = "127.0.0.1"
-    settings.EMAIL_PORT = port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = ""
-    settings.EMAIL_OUTBOX_ONLY = False
-    settings.EMAIL_BURST = 0
-    settings.EMAIL_OVERRIDE_FROM = ""
-    try:
-        yield recorder
-    finally:
-        controller.stop()
+smtp = delivery_support.smtp_server
 
 
 def _html_of(message: Any) -> str:
@@ -284,8 +236,8 @@ def test_upload_merge_filter_write_preview_send_and_track(
     shot(page, "feedback-16-run-sent")
 
     # the SMTP server got exactly those three messages, personalized
-    assert sorted(r for m in smtp.messages for r in m.rcpt_tos) == sorted(PASSING)
-    by_recipient = {m.rcpt_tos[0]: m.message for m in smtp.messages}
+    assert sorted(r for m in smtp.received for r in m.rcpt_tos) == sorted(PASSING)
+    by_recipient = {m.rcpt_tos[0]: m.message for m in smtp.received}
     for address, name in PASSING.items():
         message = by_recipient[address]
         assert message["Subject"] == f"Your midterm, {name}"
