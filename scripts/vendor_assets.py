@@ -33,6 +33,7 @@ FILES = {
     "leaflet/dist/images/layers.png": "leaflet/images/layers.png",
     "leaflet/dist/images/layers-2x.png": "leaflet/images/layers-2x.png",
     "echarts/dist/echarts.min.js": "echarts/echarts.min.js",
+    "echarts-wordcloud/dist/echarts-wordcloud.min.js": "echarts/echarts-wordcloud.min.js",
 }
 
 

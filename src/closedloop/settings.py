@@ -185,6 +185,32 @@ try:
     FEEDBACK_TABLE_VERSIONS = env.int(
         "FEEDBACK_TABLE_VERSIONS", 5, "Previous table versions kept per workflow for undo."
     )
+    POLLS_SYNC_MINUTES = env.int(
+        "POLLS_SYNC_MINUTES",
+        30,
+        "Default interval between two syncs of a RapidPro connection (each can override it).",
+    )
+    POLLS_BACKOFF_MAX_SECONDS = env.int(
+        "POLLS_BACKOFF_MAX_SECONDS",
+        86400,
+        "Longest wait after repeated sync failures (the wait doubles per failure).",
+    )
+    POLLS_SYNC_LOCK_SECONDS = env.int(
+        "POLLS_SYNC_LOCK_SECONDS",
+        3600,
+        "How long a running sync holds its connection's lock before another may take it.",
+    )
+    POLLS_INBOX_DAYS = env.int(
+        "POLLS_INBOX_DAYS", 30, "Default window of the inbox sync, in days (an account setting)."
+    )
+    RAPIDPRO_MAX_RETRIES = env.int(
+        "RAPIDPRO_MAX_RETRIES", 5, "Tries per RapidPro request answered 429 (Retry-After)."
+    )
+    RAPIDPRO_MAX_RETRY_AFTER = env.int(
+        "RAPIDPRO_MAX_RETRY_AFTER",
+        120,
+        "Longest Retry-After honoured inside a job; longer waits end the sync and back off.",
+    )
     API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", 500, "Largest `limit` an API list accepts.")
     WORKER_HEARTBEAT_SECONDS = env.int(
         "WORKER_HEARTBEAT_SECONDS", 30, "How often a worker records that it is alive."
@@ -222,6 +248,7 @@ INSTALLED_APPS = [
     "closedloop.people",
     "closedloop.jobs",
     "closedloop.feedback",
+    "closedloop.polls",
     "closedloop.api",
     "closedloop.web",
 ]
@@ -386,6 +413,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # fixed entries; beat copies them into its database schedule at start
 CELERY_BEAT_SCHEDULE = {
     "feedback: outbox sweep": {"task": "closedloop.feedback.outbox_sweep", "schedule": 60.0},
+    "polls: sync due connections": {"task": "closedloop.polls.sync_due", "schedule": 60.0},
 }
 CELERY_TIMEZONE = "UTC"
 

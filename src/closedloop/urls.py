@@ -11,6 +11,7 @@ urlpatterns = [
     path("people/", include("closedloop.people.urls")),
     path("jobs/", include("closedloop.jobs.urls")),
     path("feedback/", include("closedloop.feedback.urls")),
+    path("polls/", include("closedloop.polls.urls")),
     path("trck/", include("closedloop.feedback.urls_tracking")),
     path("lti/", include("closedloop.accounts.urls_lti")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -12,6 +12,7 @@ from closedloop.api.errors import install_error_handlers
 from closedloop.feedback.api import router as feedback_router
 from closedloop.jobs.api import router as jobs_router
 from closedloop.people.api import router as people_router
+from closedloop.polls.api import router as polls_router
 from closedloop.registry.api import router as registry_router
 
 api = NinjaAPI(
@@ -34,3 +35,4 @@ api.add_router("", registry_router)
 api.add_router("", people_router)
 api.add_router("", jobs_router)
 api.add_router("", feedback_router)
+api.add_router("", polls_router)

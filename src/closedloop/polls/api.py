@@ -1,0 +1,10 @@
+"""API: RapidPro connections, polls, questions, poll runs, responses, charts, participation,
+indicators, messages."""
+
+from ninja import Router
+
+from closedloop.polls import api_connections, api_polls
+
+router = Router(tags=["polls"])
+for part in (api_connections, api_polls):
+    router.add_router("", part.router)

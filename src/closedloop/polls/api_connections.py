@@ -1,0 +1,5 @@
+"""api_connections"""
+
+from ninja import Router
+
+router = Router()

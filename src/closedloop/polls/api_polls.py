@@ -1,0 +1,5 @@
+"""api_polls"""
+
+from ninja import Router
+
+router = Router()
