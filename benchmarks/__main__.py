@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.harness import SIZES
 from benchmarks.pgserver import server_for
 
-SUITES = ("registry", "feedback")
+SUITES = ("registry", "feedback", "polls")
 MARKER = "BENCHMARK-RESULT "
 
 

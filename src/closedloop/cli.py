@@ -34,6 +34,18 @@ COMMANDS: list[tuple[str, str]] = [
     ),
     ("export-orgunits --account SLUG [--root ID] [--format csv|xlsx] -o FILE", "Export a subtree."),
     ("import-people FILE.csv --account SLUG [options]", "Import people from CSV as a Job."),
+    (
+        "sync-polls --account SLUG [--connection NAME]",
+        "Sync RapidPro connections now (flows, groups, contacts, runs, messages).",
+    ),
+    (
+        "fetch-runs --account SLUG --connection NAME [--days N]",
+        "Back-fill older RapidPro runs as a Job; emails you when done.",
+    ),
+    (
+        "fake-rapidpro [--port N] [--contacts N] [--polls N] [--seed N] [--host 127.0.0.1]",
+        "Serve a fake RapidPro with generated data (prints its URL and token).",
+    ),
     ("config", "List every configuration variable with its current value."),
     ("check [--deploy]", "Django's system checks."),
 ]

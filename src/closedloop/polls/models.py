@@ -399,6 +399,11 @@ class Response(TenantModel):
             models.Index(fields=["pollrun", "is_active", "status"], name="polls_resp_run_active"),
             models.Index(fields=["contact", "pollrun"], name="polls_resp_contact"),
             models.Index(fields=["account", "poll", "local_date"], name="polls_resp_day"),
+            # chart aggregates: responses per run (and panel) counted from the index alone
+            models.Index(
+                fields=["pollrun", "account", "org_unit", "is_active", "status", "contact"],
+                name="polls_resp_cover",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -436,6 +441,22 @@ class Answer(TenantModel):
                 fields=["question", "is_active", "pollrun", "org_unit"], name="polls_ans_chart"
             ),
             models.Index(fields=["question", "contact", "local_date"], name="polls_ans_day"),
+            # chart aggregates: covering index, so per-run / per-unit GROUP BYs over a
+            # question's answers are index-only scans in (poll run, org unit) order
+            models.Index(
+                fields=[
+                    "question",
+                    "account",
+                    "pollrun",
+                    "org_unit",
+                    "category",
+                    "is_active",
+                    "value_number",
+                    "day_sum",
+                    "contact",
+                ],
+                name="polls_ans_cover",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -454,7 +475,14 @@ class WordCount(TenantModel):
     count = models.PositiveIntegerField()
 
     class Meta:
-        indexes = [models.Index(fields=["question", "pollrun"], name="polls_words_q")]
+        indexes = [
+            models.Index(fields=["question", "pollrun"], name="polls_words_q"),
+            # word cloud: summed in word order from the index alone
+            models.Index(
+                fields=["question", "account", "word", "pollrun", "org_unit", "count"],
+                name="polls_words_cover",
+            ),
+        ]
 
 
 class Message(TenantModel):
