@@ -4,11 +4,9 @@ delete), star and presence. Also the helpers every workflow page of this part us
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Q, QuerySet
@@ -18,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from closedloop.accounts.access import member_required, membership_of
 from closedloop.accounts.models import Membership
 from closedloop.feedback import selectors, services
 from closedloop.feedback.forms import (
@@ -31,23 +30,6 @@ from closedloop.feedback.models import Workflow, WorkflowShare, WorkflowStar
 
 View = Callable[..., HttpResponseBase]
 LIST_PAGE_SIZE = 50
-
-
-def member_required(view: View) -> View:
-    """Logged in with a membership of the current account (else 404: tenant data)."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if getattr(request, "membership", None) is None:
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-def membership_of(request: HttpRequest) -> Membership:
-    return request.membership  # type: ignore[attr-defined,no-any-return]
 
 
 def load_workflow(request: HttpRequest, wid: int, need: selectors.Need = "view") -> Workflow:

@@ -10,7 +10,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models.deletion import ProtectedError
@@ -20,6 +19,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.text import get_valid_filename
 from django.utils.translation import gettext as _
 
+from closedloop.accounts.access import member_required
 from closedloop.accounts.models import Account, Membership
 from closedloop.core.tabular import TabularError, preview, read_table
 from closedloop.jobs.runtime import enqueue_job
@@ -40,19 +40,6 @@ PAGE_SIZE = 50
 PREVIEW_ROWS = 10
 
 View = Callable[..., HttpResponse]
-
-
-def member_required(view: View) -> View:
-    """Logged in with a membership of the current account (else 404 for tenant data)."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if getattr(request, "membership", None) is None:
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def editor_required(view: View) -> View:

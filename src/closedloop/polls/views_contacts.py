@@ -4,11 +4,9 @@ RapidPro by jobs), and participation across polls (contacts × poll runs)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from closedloop.accounts.access import member_required, membership_of
 from closedloop.accounts.models import Membership
 from closedloop.people.selectors import unit_path_labels
 from closedloop.polls import outbound_contacts, selectors
@@ -30,21 +29,6 @@ MATRIX_RUNS = 8
 ICON_RUNS = 3
 
 View = Callable[..., HttpResponse]
-
-
-def member_required(view: View) -> View:
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if getattr(request, "membership", None) is None:
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-def membership_of(request: HttpRequest) -> Membership:
-    return request.membership  # type: ignore[attr-defined,no-any-return]
 
 
 def require_act(membership: Membership) -> None:

@@ -7,12 +7,10 @@ the charts fetch their series from the polls API with the same filters (``charts
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Max
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, QueryDict
@@ -22,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
+from closedloop.accounts.access import member_required, membership_of
 from closedloop.accounts.models import Membership
 from closedloop.jobs import selectors as job_selectors
 from closedloop.polls import selectors
@@ -55,23 +54,6 @@ INDICATOR_CANDIDATES = 5
 
 
 # --- access ---------------------------------------------------------------------------
-
-
-def member_required(view: View) -> View:
-    """Logged in with a membership of the current account (else 404 for tenant data)."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if getattr(request, "membership", None) is None:
-            raise Http404
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-def membership_of(request: HttpRequest) -> Membership:
-    return request.membership  # type: ignore[attr-defined,no-any-return]
 
 
 def require_act(membership: Membership) -> None:

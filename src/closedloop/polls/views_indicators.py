@@ -14,7 +14,6 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -22,6 +21,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from closedloop.accounts.access import member_required
 from closedloop.polls import selectors, services, stats
 from closedloop.polls.forms import IndicatorForm, SampleDataForm, numeric_questions
 from closedloop.polls.models import Indicator, SampleAnswer
@@ -31,16 +31,6 @@ from closedloop.polls.views_setup import account_of, membership_of
 View = Callable[..., HttpResponse]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SAMPLE_CONTACT_CHOICES = 500
-
-
-def member_required(view: View) -> View:
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        membership_of(request)
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def actor_required(view: View) -> View:

@@ -21,7 +21,7 @@ from django.utils.timesince import timeuntil
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from closedloop.accounts.models import Account, Membership
+from closedloop.accounts.access import account_of, membership_of
 from closedloop.jobs.models import Job, JobStatus
 from closedloop.polls import selectors, services
 from closedloop.polls.forms import ConfirmNameForm, ConnectionForm, FetchRunsForm, SettingsForm
@@ -38,17 +38,6 @@ View = Callable[..., HttpResponse]
 UNIT_SELECT_LIMIT = 300
 SYNC_KINDS = ("polls.sync", "polls.fetch_runs")
 STEPS = ("panels", "cohorts", "flows", "fields", "sync")
-
-
-def membership_of(request: HttpRequest) -> Membership:
-    membership = getattr(request, "membership", None)
-    if membership is None:
-        raise Http404
-    return membership  # type: ignore[no-any-return]
-
-
-def account_of(request: HttpRequest) -> Account:
-    return request.account  # type: ignore[attr-defined,no-any-return]
 
 
 def setup_required(view: View) -> View:
