@@ -16,7 +16,7 @@ TEST_VAR := $(CURDIR)/var/test
 TEST_ENV := CLOSEDLOOP_ENV_FILE=/dev/null VAR_DIR=$(TEST_VAR)
 PYTEST := $(BIN)/pytest -q -p no:randomly
 UNIT_MARKERS := -m "not e2e and not integration"
-MYPY_DIRS := src/closedloop/core src/closedloop/accounts src/closedloop/feedback
+MYPY_DIRS := src/closedloop/core src/closedloop/accounts src/closedloop/feedback src/closedloop/polls
 MYPY_PATHS = $(MYPY_DIRS) $(filter-out $(addsuffix /%,$(MYPY_DIRS)), \
 	$(wildcard src/closedloop/*/services.py src/closedloop/*/selectors.py))
 VENDOR_STAMP := $(VENV)/.vendored

@@ -104,6 +104,24 @@ def _check(panel: ContactGroup, cohorts: list[ContactGroup], connection: Connect
         raise OutboundError(_("Choose cohorts of this connection."), "cohorts")
 
 
+def _validated(
+    connection: Connection,
+    panel: ContactGroup,
+    cohorts: list[ContactGroup],
+    phones: Iterable[str],
+    language: str,
+    contact: Contact | None,
+) -> tuple[list[str], str]:
+    """Checks shared by create and update: panel and cohorts, phone URNs (at least one,
+    not used by another contact), language. Returns the URNs and the language."""
+    _check(panel, cohorts, connection)
+    urns = _clean_phones(phones)
+    if not urns:
+        raise OutboundError(_("RapidPro needs at least one phone number."), "phones")
+    _check_urns_free(connection, urns, contact)
+    return urns, _clean_language(language)
+
+
 def contact_create(
     *,
     actor: Any,
@@ -117,12 +135,7 @@ def contact_create(
     """A Person and a Contact, saved locally, then pushed to RapidPro by a job."""
     connection = panel.connection
     cohorts = list(cohorts)
-    _check(panel, cohorts, connection)
-    urns = _clean_phones(phones)
-    if not urns:
-        raise OutboundError(_("RapidPro needs at least one phone number."), "phones")
-    _check_urns_free(connection, urns, None)
-    language = _clean_language(language)
+    urns, language = _validated(connection, panel, cohorts, phones, language, None)
     fields = {k: v for k, v in (fields or {}).items() if v not in (None, "")}
     with transaction.atomic():
         try:
@@ -170,12 +183,7 @@ def contact_update(
     """Change the contact (and its person) locally, then push the change to RapidPro."""
     connection = contact.connection
     cohorts = list(cohorts)
-    _check(panel, cohorts, connection)
-    tel = _clean_phones(phones)
-    if not tel:
-        raise OutboundError(_("RapidPro needs at least one phone number."), "phones")
-    _check_urns_free(connection, tel, contact)
-    language = _clean_language(language)
+    tel, language = _validated(connection, panel, cohorts, phones, language, contact)
     other_urns = [u for u in contact.urns if not str(u).startswith("tel:")]
     merged_fields = {**(contact.fields or {}), **dict(fields or {})}
     merged_fields = {k: v for k, v in merged_fields.items() if v not in (None, "")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid as uuidlib
+from collections.abc import Sequence
 from typing import Any
 
 from closedloop.core.crypto import encrypt
@@ -110,9 +111,9 @@ def make_contact(
     connection: Connection,
     name: str,
     panel: ContactGroup | None = None,
-    cohorts: list[ContactGroup] = (),
+    cohorts: Sequence[ContactGroup] = (),
     language: str = "eng",
-    phone: str | None = None,  # type: ignore[assignment]
+    phone: str | None = None,
     fields: dict[str, Any] | None = None,
 ) -> Contact:
     unit = panel.org_unit if panel is not None else None
