@@ -22,6 +22,18 @@ from closedloop.core.demo import (
 from closedloop.core.tenancy import account_scope, scopes_disabled
 from closedloop.jobs.models import Job, JobStatus
 from closedloop.people.models import Cohort, Identifier, Person
+from closedloop.polls import demo as polls_demo
+from closedloop.polls.models import (
+    Answer,
+    Connection,
+    ContactGroup,
+    GroupRole,
+    Indicator,
+    Poll,
+    PollRun,
+    Question,
+    Response,
+)
 from closedloop.registry.models import OrgUnit
 from closedloop.registry.paths import child_path
 from closedloop.registry.selectors import visible_units
@@ -64,20 +76,27 @@ def test_it_builds_the_same_database_content_when_rebuilt(demo):
 
 def test_it_has_the_expected_units_and_people_per_type(demo):
     with account_scope(demo):
+        # the people of the registry; the demo's RapidPro contacts are checked below
+        registry_people = Person.objects.filter(rapidpro_contact__isnull=True)
         types = Counter(OrgUnit.objects.values_list("type__name", flat=True))
         assert types["Country"] == 1
         assert types["Region"] == 2
         assert types["District"] == 10
         assert types["School"] + types["Health facility"] == 287
         assert types["School"] > types["Health facility"] > 0
-        assert Person.objects.count() == 2000
+        assert registry_people.count() == 2000
         assert Person.objects.filter(org_unit__isnull=True).count() == 0
-        assert set(Person.objects.values_list("language", flat=True)) == {"en", "fr", "ar"}
-        phones = Identifier.objects.filter(kind=Identifier.Kind.PHONE)
+        assert set(registry_people.values_list("language", flat=True)) == {"en", "fr", "ar"}
+        phones = Identifier.objects.filter(
+            kind=Identifier.Kind.PHONE, person__rapidpro_contact__isnull=True
+        )
         assert phones.count() == 2000
         assert all(v.startswith("tel:+2507") for v in phones.values_list("value", flat=True))
         assert Identifier.objects.filter(kind=Identifier.Kind.EMAIL).count() == 1000
-        cohorts = {c.name: c.people.count() for c in Cohort.objects.all()}
+        cohorts = {
+            c.name: c.people.filter(rapidpro_contact__isnull=True).count()
+            for c in Cohort.objects.all()
+        }
         assert cohorts["Students"] == 1000
         assert cohorts["Teachers"] + cohorts["Health workers"] == 1000
         grades = sum(n for name, n in cohorts.items() if name.startswith("Grade"))
@@ -136,6 +155,7 @@ def test_the_partner_account_is_isolated(demo):
         assert units.count() == 15
         assert not units.filter(name__in=_names(demo)).exists()
         assert Person.objects.count() == 60
+        assert not Connection.objects.exists()  # the polls demo is in the main account only
     ngo = User.objects.get(email="ngo@demo.closedloop.org")
     assert list(ngo.memberships.values_list("account__slug", flat=True)) == [PARTNER_SLUG]
 
@@ -209,6 +229,85 @@ def test_the_demo_command_sets_up_loads_once_and_serves(db, monkeypatch):
     names = [name for name, _kwargs in calls]
     assert names.count("demo_data") == 1
     assert names[-1] in {"serve", "runserver"} and names.count(names[-1]) == 2
+    if names[-1] == "serve":
+        assert calls[-1][1]["fake_rapidpro"] == 8001
     assert "http://127.0.0.1:8123/" in out.getvalue()
     assert "Demo data already loaded." in out.getvalue()
     assert Account.objects.filter(slug=DEMO_SLUG).count() == 1
+
+
+# --- the polls demo: a RapidPro workspace synced from the fake RapidPro -------------------
+
+
+def test_the_polls_demo_has_a_synced_connection_with_panels_polls_and_answers(demo, settings):
+    with account_scope(demo):
+        connection = Connection.objects.get()
+        assert connection.name == polls_demo.CONNECTION_NAME
+        assert connection.host_url == f"http://127.0.0.1:{settings.DEMO_RAPIDPRO_PORT}"
+        assert connection.workspace_name and connection.last_success_at
+        assert connection.consecutive_failures == 0
+        districts = set(
+            OrgUnit.objects.filter(type__name="District").values_list("name", flat=True)
+        )
+        panels = ContactGroup.objects.filter(role=GroupRole.PANEL).select_related("org_unit")
+        assert {p.name for p in panels} == districts  # one panel per district, linked to it
+        assert all(p.org_unit.name == p.name for p in panels)
+        cohorts = ContactGroup.objects.filter(role=GroupRole.COHORT)
+        assert cohorts.count() == 3 and all(c.cohort_id for c in cohorts)
+        assert Poll.objects.filter(is_active=True).count() == polls_demo.DEMO_RAPIDPRO_POLLS
+        assert Question.objects.count() > 3 * polls_demo.DEMO_RAPIDPRO_POLLS - 1
+        assert PollRun.objects.count() >= 8 * polls_demo.DEMO_RAPIDPRO_POLLS
+        assert Response.objects.count() > 5000
+        assert Answer.objects.filter(category__gt="").count() > 10000
+        assert connection.contacts.count() == polls_demo.DEMO_RAPIDPRO_CONTACTS
+        assert Person.objects.filter(rapidpro_contact__isnull=False).count() == 600
+        assert Indicator.objects.count() == 1
+
+
+def test_the_served_double_matches_what_the_demo_synced(demo):
+    served = polls_demo.served_demo_double()
+    with account_scope(demo):
+        assert {c["uuid"] for c in served.state.contacts} == set(
+            Connection.objects.get().contacts.values_list("uuid", flat=True)
+        )
+        assert {f["uuid"] for f in served.state.flows} == set(
+            Poll.objects.values_list("flow_uuid", flat=True)
+        )
+        assert len(served.state.runs) == Response.objects.count()
+
+
+def test_fake_rapidpro_serves_the_demo_workspace(demo):
+    out = StringIO()
+    call_command("fake_rapidpro", demo=True, port=0, serve_seconds=0.05, stdout=out)
+    assert "Token: " + polls_demo.DEMO_RAPIDPRO_TOKEN in out.getvalue()
+
+
+def test_fake_rapidpro_demo_without_the_demo_is_refused(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="demo-data"):
+        call_command("fake_rapidpro", demo=True, port=0, serve_seconds=0.05)
+
+
+def test_the_polls_demo_is_purged_with_the_demo(demo):
+    load_demo(size="small", reset=True)
+    with scopes_disabled():
+        assert Connection.objects.count() == 1
+        assert not Response.objects.exclude(account__slug=DEMO_SLUG).exists()
+    from closedloop.core.demo import delete_demo
+
+    delete_demo()
+    with scopes_disabled():
+        for model in (Connection, Poll, Response, Answer, ContactGroup, Indicator):
+            assert not model.objects.exists(), model
+
+
+def test_serve_adds_the_fake_rapidpro_child_on_request():
+    from closedloop.core.management.commands.serve import child_commands
+
+    names = [c.name for c in child_commands("127.0.0.1", 8000, False)]
+    assert "rapidpro" not in names
+    children = child_commands("127.0.0.1", 8000, False, fake_rapidpro=8001)
+    argv = children[-1].argv
+    assert children[-1].name == "rapidpro"
+    assert argv[-4:] == ["fake-rapidpro", "--demo", "--port", "8001"]

@@ -43,7 +43,7 @@ COMMANDS: list[tuple[str, str]] = [
         "Back-fill older RapidPro runs as a Job; emails you when done.",
     ),
     (
-        "fake-rapidpro [--port N] [--contacts N] [--polls N] [--seed N] [--host 127.0.0.1]",
+        "fake-rapidpro [--port N] [--contacts N] [--polls N] [--seed N] [--demo]",
         "Serve a fake RapidPro with generated data (prints its URL and token).",
     ),
     ("config", "List every configuration variable with its current value."),

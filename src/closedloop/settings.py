@@ -211,6 +211,11 @@ try:
         120,
         "Longest Retry-After honoured inside a job; longer waits end the sync and back off.",
     )
+    DEMO_RAPIDPRO_PORT = env.int(
+        "DEMO_RAPIDPRO_PORT",
+        8001,
+        "Port where `closedloop demo` serves the demo's fake RapidPro (on 127.0.0.1).",
+    )
     API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", 500, "Largest `limit` an API list accepts.")
     WORKER_HEARTBEAT_SECONDS = env.int(
         "WORKER_HEARTBEAT_SECONDS", 30, "How often a worker records that it is alive."

@@ -32,8 +32,9 @@ def register_all() -> None:
     from django.utils.translation import gettext_lazy as _
 
     from closedloop.core.channels import sms_senders
+    from closedloop.core.demo import register_demo_extension
     from closedloop.people.sections import register_person_section
-    from closedloop.polls import sms, tablesource
+    from closedloop.polls import demo, sms, tablesource
 
     if sms.KEY not in sms_senders.factories:
         sms_senders.register(sms.KEY, sms.sender_for_account)
@@ -45,3 +46,4 @@ def register_all() -> None:
         person_section_context,
         order=40,
     )
+    register_demo_extension("polls", demo.build_polls_demo, demo.purge_polls_demo)

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from closedloop.accounts.models import Membership
 from closedloop.jobs.models import Job
@@ -403,6 +404,9 @@ def send_broadcast(record: Broadcast, ctx: JobContext | None = None) -> Broadcas
     else:
         record.status = Broadcast.Status.SENT
         record.error = ""
+        if ctx:
+            done = ngettext("Sent to %(count)s contact.", "Sent to %(count)s contacts.", total)
+            ctx.progress(sent, total, done % {"count": total}, force=True)
     record.save(update_fields=["rapidpro_uuids", "status", "error"])
     return record
 

@@ -189,8 +189,14 @@ def generate(
     messages: bool = True,
     end: dt.datetime | None = None,
     seed: int | None = None,
+    regions: dict[str, list[str]] | None = None,
 ) -> dict[str, int]:
-    """Add seeded data to ``double`` (see the module docstring); returns counts added."""
+    """Add seeded data to ``double`` (see the module docstring); returns counts added.
+
+    ``regions`` (region name → district names) replaces the built-in geography, e.g. to
+    name the panel groups after the org units of a registry (the demo does).
+    """
+    regions = regions or REGIONS
     state = double.state
     base_seed = double.seed if seed is None else seed
     salt = (base_seed or 0) * 1_000_003 + len(state.flows) * 7919 + len(state.contacts)
@@ -203,12 +209,12 @@ def generate(
     counts.update({"runs": 0, "messages": 0})
 
     with state.lock:
-        panels = [g for g in state.groups if g.get("name") in _district_names()]
+        panels = [g for g in state.groups if g.get("name") in _district_names(regions)]
         cohorts = [g for g in state.groups if g.get("name") in COHORTS]
         if not panels:
             country = make_boundary(state, "R1000", "Fakeland", 0, geometry=_square(29, -3, 2))
             counts["boundaries"] += 1
-            for r_index, (region, districts) in enumerate(REGIONS.items()):
+            for r_index, (region, districts) in enumerate(regions.items()):
                 lon, lat = 29 + (r_index % 2), -3 + (r_index // 2)
                 parent = make_boundary(
                     state,
@@ -327,8 +333,8 @@ def generate(
     return counts
 
 
-def _district_names() -> set[str]:
-    return {d for districts in REGIONS.values() for d in districts}
+def _district_names(regions: dict[str, list[str]] = REGIONS) -> set[str]:
+    return {d for districts in regions.values() for d in districts}
 
 
 def _runs(

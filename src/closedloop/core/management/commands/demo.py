@@ -38,6 +38,11 @@ class Command(BaseCommand):
         self.stdout.write("Press Ctrl-C to stop.")
         self.stdout.flush()
         if "serve" in get_commands():
-            call_command("serve", port=port)
+            from django.conf import settings
+
+            rapidpro = settings.DEMO_RAPIDPRO_PORT
+            self.stdout.write(f"The demo's fake RapidPro is served at http://127.0.0.1:{rapidpro}/")
+            self.stdout.flush()
+            call_command("serve", port=port, fake_rapidpro=rapidpro)
         else:  # web only, until the serve command (web + worker + beat) exists
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)

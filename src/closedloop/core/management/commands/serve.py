@@ -37,7 +37,9 @@ def closedloop_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "closedloop", *args]
 
 
-def child_commands(host: str, port: int, debug: bool) -> list[Child]:
+def child_commands(
+    host: str, port: int, debug: bool, fake_rapidpro: int | None = None
+) -> list[Child]:
     if debug:
         web = closedloop_argv("runserver", "--noreload", f"{host}:{port}")
     else:
@@ -48,7 +50,11 @@ def child_commands(host: str, port: int, debug: bool) -> list[Child]:
         "--scheduler=django_celery_beat.schedulers:DatabaseScheduler",
         "--loglevel=INFO", "--pidfile=",
     ]  # fmt: skip
-    return [Child("web", web), Child("worker", worker), Child("beat", beat)]
+    children = [Child("web", web), Child("worker", worker), Child("beat", beat)]
+    if fake_rapidpro:
+        argv = closedloop_argv("fake-rapidpro", "--demo", "--port", str(fake_rapidpro))
+        children.append(Child("rapidpro", argv))
+    return children
 
 
 def forward(stream: IO[bytes], prefix: str, out: IO[str]) -> None:
@@ -106,11 +112,20 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--skip-init", action="store_true", help="Do not run `init` first.")
+        parser.add_argument(
+            "--fake-rapidpro",
+            type=int,
+            metavar="PORT",
+            default=None,
+            help="Also serve the demo's fake RapidPro on this port (what `demo` does).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["skip_init"]:
             call_command("init", verbosity=1)
-        children = child_commands(options["host"], options["port"], settings.DEBUG)
+        children = child_commands(
+            options["host"], options["port"], settings.DEBUG, options["fake_rapidpro"]
+        )
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.setdefault("DJANGO_SETTINGS_MODULE", "closedloop.settings")
         stopping = threading.Event()

@@ -36,6 +36,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--rate-limit", type=int, default=0, help="Requests per minute.")
         parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Serve the demo's workspace (what `closedloop demo-data` synced; needs it loaded).",
+        )
+        parser.add_argument(
             "--serve-seconds",
             type=float,
             default=0,
@@ -46,6 +51,19 @@ class Command(BaseCommand):
         if options["contacts"] < 0 or options["polls"] < 0 or options["days"] < 1:
             raise CommandError("--contacts and --polls must be ≥ 0 and --days ≥ 1.")
         started = time.monotonic()
+        if options["demo"]:
+            from closedloop.polls.demo import served_demo_double
+
+            try:
+                server = served_demo_double(host=options["host"], port=options["port"])
+            except LookupError as exc:
+                raise CommandError(str(exc)) from None
+            counts = {
+                name: len(getattr(server.state, name))
+                for name in ("groups", "contacts", "flows", "runs", "messages")
+            }
+            self._serve(server, counts, started, options)
+            return
         server = FakeRapidPro(
             seed=options["seed"],
             token=options["token"],
@@ -58,6 +76,11 @@ class Command(BaseCommand):
         counts = server.generate(
             contacts=options["contacts"], polls=options["polls"], days=options["days"]
         )
+        self._serve(server, counts, started, options)
+
+    def _serve(
+        self, server: FakeRapidPro, counts: dict[str, int], started: float, options: Any
+    ) -> None:
         try:
             url = server.start()
         except OSError as exc:
