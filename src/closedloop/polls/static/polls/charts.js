@@ -44,7 +44,7 @@
   }
 
   function dateAxis(dates) {
-    return { type: "category", data: dates, inverse: rtl, boundaryGap: false, axisLabel: { hideOverlap: true } };
+    return { type: "category", data: dates, inverse: rtl, boundaryGap: false, axisLabel: { hideOverlap: true, margin: 14 } };
   }
 
   function valueAxis(extra) {
@@ -123,7 +123,11 @@
     }
     return {
       tooltip: { trigger: "item", formatter: "{b}: {c} ({d} %)" },
-      series: [{ type: "pie", radius: ["35%", "70%"], data: values, label: { formatter: "{b}\n{d} %" } }],
+      series: [{
+        type: "pie", radius: ["35%", "65%"], data: values, avoidLabelOverlap: true,
+        label: { formatter: "{b}: {d} %" }, labelLine: { length: 8, length2: 8 },
+        labelLayout: { hideOverlap: true },
+      }],
     };
   }
 
