@@ -173,9 +173,19 @@ def ingest_runs(
 
 
 def ingest_page(
-    connection: Any, cache: IngestCache, runs: list[Any], *, now: dt.datetime | None = None
+    connection: Any,
+    cache: IngestCache,
+    runs: list[Any],
+    *,
+    now: dt.datetime | None = None,
+    word_pairs: set[tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
-    """The page ingest; the caller holds the transaction and the account scope."""
+    """The page ingest; the caller holds the transaction and the account scope.
+
+    With ``word_pairs`` the (open question, poll run) pairs whose word counts are stale are
+    added to that set and the caller refreshes them (``ingest_sql.refresh_word_counts``)
+    before it commits — once for several pages; without it the page refreshes them itself.
+    """
     stats = empty_stats()
     stats["runs"] = len(runs)
     parsed: dict[str, ParsedRun] = {}
@@ -209,7 +219,7 @@ def ingest_page(
 
     stats["contacts_created"] = _resolve_contacts(connection, cache, changed)
     pollrun_of, local_date_of, stats["pollruns_created"] = _resolve_pollruns(cache, changed)
-    _write(cache, changed, existing, pollrun_of, local_date_of, stats)
+    _write(cache, changed, existing, pollrun_of, local_date_of, stats, word_pairs)
     return stats
 
 
@@ -419,6 +429,7 @@ def _write(
     pollrun_of: dict[str, int],
     local_date_of: dict[int, dt.date],
     stats: dict[str, Any],
+    stale_words: set[tuple[int, int]] | None = None,
 ) -> None:
     account_id = cache.account_id
     to_dt = sql.datetime_param()
@@ -571,7 +582,9 @@ def _write(
     stats["answers"] = len(answers)
     if day_questions:
         sql.recompute_day_sums(account_id, day_questions, contact_ids, days)
-    if word_pairs:
+    if stale_words is not None:
+        stale_words.update(word_pairs)
+    elif word_pairs:
         sql.refresh_word_counts(account_id, word_pairs)
 
 

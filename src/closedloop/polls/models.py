@@ -372,9 +372,19 @@ class ResponseStatus(models.TextChoices):
 class Response(TenantModel):
     """One RapidPro run of one contact; only the newest per contact per poll run is active."""
 
-    pollrun = models.ForeignKey(PollRun, on_delete=models.CASCADE, related_name="responses")
+    # Ingest speed: no single-column index where a composite index below leads with the
+    # column (account: polls_response_run; pollrun: polls_resp_run_active; contact:
+    # polls_resp_contact); org unit deletes (SET NULL) scan the table, which is rare.
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    pollrun = models.ForeignKey(
+        PollRun, on_delete=models.CASCADE, related_name="responses", db_index=False
+    )
     poll = models.ForeignKey(Poll, on_delete=models.CASCADE, related_name="+")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="responses")
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="responses", db_index=False
+    )
     run_uuid = models.CharField(max_length=36)
     status = models.CharField(max_length=1, choices=ResponseStatus.choices)
     is_active = models.BooleanField(default=True)
@@ -387,7 +397,12 @@ class Response(TenantModel):
     local_date = models.DateField()
     #: the contact's panel org unit when the run arrived (denormalized for scoping)
     org_unit = models.ForeignKey(
-        "registry.OrgUnit", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "registry.OrgUnit",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:
@@ -413,13 +428,43 @@ class Response(TenantModel):
 class Answer(TenantModel):
     """One value of one run. Numeric values are categorised by the flow's numeric rules."""
 
-    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="answers")
-    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="answers")
+    # Ingest speed: every index costs each inserted answer, so no single-column FK index;
+    # the composite indexes below lead with response (polls_answer_unique), question
+    # (polls_ans_chart, polls_ans_cover) and contact (polls_ans_contact_day), which serve
+    # those lookups and cascades. Deleting an account, poll run or org unit scans the
+    # table instead (rare; a connection delete removes its answers first by question).
+    # The denormalized copies (account, poll run, contact, org unit) carry no database
+    # constraint: the ingest copies them from the response, whose own foreign keys are
+    # enforced, and Django's on_delete still cascades them; each constraint would cost
+    # every inserted answer a deferred check at commit (most of PostgreSQL's ingest time).
+    account = models.ForeignKey(
+        "accounts.Account",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    response = models.ForeignKey(
+        Response, on_delete=models.CASCADE, related_name="answers", db_index=False
+    )
+    question = models.ForeignKey(
+        Question, on_delete=models.CASCADE, related_name="answers", db_index=False
+    )
     # denormalized from the response, kept in step by the ingest (charts need no joins)
-    pollrun = models.ForeignKey(PollRun, on_delete=models.CASCADE, related_name="+")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="+")
+    pollrun = models.ForeignKey(
+        PollRun, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False
+    )
     org_unit = models.ForeignKey(
-        "registry.OrgUnit", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "registry.OrgUnit",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     is_active = models.BooleanField(default=True)
     local_date = models.DateField()
@@ -440,7 +485,10 @@ class Answer(TenantModel):
             models.Index(
                 fields=["question", "is_active", "pollrun", "org_unit"], name="polls_ans_chart"
             ),
-            models.Index(fields=["question", "contact", "local_date"], name="polls_ans_day"),
+            # same-day sums (all three equal) and a contact's answers (cascades, history)
+            models.Index(
+                fields=["contact", "question", "local_date"], name="polls_ans_contact_day"
+            ),
             # chart aggregates: covering index, so per-run / per-unit GROUP BYs over a
             # question's answers are index-only scans in (poll run, org unit) order
             models.Index(
@@ -466,7 +514,13 @@ class Answer(TenantModel):
 class WordCount(TenantModel):
     """Word frequencies of open answers per question × poll run × org unit (kept by the ingest)."""
 
-    question = models.ForeignKey(Question, on_delete=models.CASCADE, related_name="+")
+    # no single-column account / question indexes: polls_words_q leads with question
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    question = models.ForeignKey(
+        Question, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     pollrun = models.ForeignKey(PollRun, on_delete=models.CASCADE, related_name="+")
     org_unit = models.ForeignKey(
         "registry.OrgUnit", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
