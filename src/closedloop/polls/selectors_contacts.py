@@ -30,6 +30,9 @@ from closedloop.polls.models import (
 )
 from closedloop.registry.selectors import scope_paths, subtree_q
 
+#: org unit columns no contact list reads (loaded lazily if a page ever does)
+HEAVY_UNIT_FIELDS = ("geometry", "simplified_geometry", "aliases", "extra")
+
 
 def search_contacts(
     membership: Membership,
@@ -51,7 +54,12 @@ def search_contacts(
         contacts = contacts.filter(org_unit_id__in=units or [])
     if cohort is not None and cohort.cohort_id is not None:
         contacts = contacts.filter(person__cohorts=cohort.cohort_id)
-    return contacts.select_related("panel", "org_unit").order_by("name", "pk")
+    # the org unit's shapes can weigh megabytes each and no list shows them
+    return (
+        contacts.select_related("panel", "org_unit")
+        .defer(*(f"org_unit__{name}" for name in HEAVY_UNIT_FIELDS))
+        .order_by("name", "pk")
+    )
 
 
 def cohort_groups() -> QuerySet[ContactGroup]:

@@ -19,7 +19,20 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db import connection
+from django.db.models import (
+    Count,
+    Exists,
+    Expression,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    Sum,
+    Window,
+)
+from django.db.models.functions import RowNumber
 
 from closedloop.polls.models import Answer, Indicator, SampleAnswer
 from closedloop.polls.selectors import unit_filter
@@ -27,27 +40,111 @@ from closedloop.polls.stats_charts import _round, numeric_series
 from closedloop.polls.stats_filters import Filters, value_field
 
 
+def _partition_key() -> Expression | F:
+    """The contact id to partition by. On SQLite as ``+contact_id``: the unary plus keeps
+    the planner from walking the ``(question, contact, day)`` index for the partition
+    order, which costs one random table lookup per answer; it reads the question's
+    answers through the covering chart index in storage order and sorts them instead
+    (about twice as fast at 100,000 answers)."""
+    if connection.vendor == "sqlite":
+        return Func(F("contact_id"), template="+%(expressions)s", output_field=IntegerField())
+    return F("contact_id")
+
+
 def _first_per_contact_sum(
     question_id: int, indicator: Indicator, unit_ids: list[int] | None
 ) -> tuple[float | None, int]:
-    """Sum of each contact's first active answer to the question in the range, contacts."""
+    """Sum of each contact's first active answer to the question in the range, contacts.
+
+    One pass over the question's answers in the range: ``ROW_NUMBER() OVER (PARTITION BY
+    contact ORDER BY submitted_on, id)`` ranks each contact's answers and the outer query
+    sums the first ones (no correlated "no earlier answer" subquery per answer). The unit
+    filter applies to that first answer, not before ranking: a contact whose first answer
+    lies outside the units does not count with a later one.
+    """
     column = value_field(indicator.account_id)
-    in_range = Q(
+    if unit_ids is not None and not unit_ids:
+        return None, 0
+    if connection.vendor == "sqlite":
+        return _first_per_contact_sum_sqlite(question_id, indicator, unit_ids, column)
+    in_range = Answer.objects.filter(
         question_id=question_id,
         is_active=True,
         local_date__gte=indicator.start_date,
         local_date__lte=indicator.end_date,
     )
-    earlier = Answer.objects.filter(in_range, contact_id=OuterRef("contact_id")).filter(
-        Q(submitted_on__lt=OuterRef("submitted_on"))
-        | Q(submitted_on=OuterRef("submitted_on"), pk__lt=OuterRef("pk"))
+    if unit_ids is not None:
+        # only contacts with an answer in the units can have their first one there
+        in_range = in_range.filter(
+            contact_id__in=in_range.filter(org_unit_id__in=unit_ids).values("contact_id")
+        )
+    ranked = (
+        in_range.annotate(
+            first_unit=F("org_unit_id"),
+            first_value=F(column),
+            rank=Window(
+                RowNumber(),
+                partition_by=[_partition_key()],
+                order_by=[F("submitted_on").asc(), F("pk").asc()],
+            ),
+        )
+        .values("first_unit", "first_value", "rank")
+        .order_by()
     )
-    found = (
-        Answer.objects.filter(in_range, unit_filter(unit_ids))
-        .filter(~Exists(earlier))
-        .aggregate(total=Sum(column), contacts=Count("contact_id"))
+    inner, params = ranked.query.sql_with_params()
+    where = 'ranked."rank" = 1'
+    extra: list[Any] = []
+    if unit_ids is not None:
+        where += f' AND ranked."first_unit" IN ({", ".join(["%s"] * len(unit_ids))})'
+        extra = list(unit_ids)
+    sql = (
+        f'SELECT SUM(ranked."first_value"), COUNT(*) FROM ({inner}) ranked '  # noqa: S608
+        f"WHERE {where}"
     )
-    return _round(found["total"]), found["contacts"]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *extra])
+        total, contacts = cursor.fetchone()
+    return _round(total), contacts or 0
+
+
+def _first_per_contact_sum_sqlite(
+    question_id: int, indicator: Indicator, unit_ids: list[int] | None, column: str
+) -> tuple[float | None, int]:
+    """SQLite: the same figure, ~25 % faster than its window function. With ONE min()
+    aggregate SQLite takes the bare columns from the row holding the minimum, and the
+    key ``submitted_on || ' ' || (10^15 + id)`` is unique and orders like (submitted_on,
+    id): Django stores datetimes as ``YYYY-MM-DD HH:MM:SS[.ffffff]`` and the space sorts
+    before the fraction's dot. ``GROUP BY +contact_id`` reads the answers through the
+    chart index in storage order (see :func:`_partition_key`)."""
+    table = Answer._meta.db_table
+    where = (
+        "account_id = %s AND question_id = %s AND is_active AND local_date >= %s "
+        "AND local_date <= %s"
+    )
+    params: list[Any] = [
+        indicator.account_id,
+        question_id,
+        indicator.start_date.isoformat(),
+        indicator.end_date.isoformat(),
+    ]
+    outer, outer_params = "", []
+    if unit_ids is not None:
+        marks = ", ".join(["%s"] * len(unit_ids))
+        where += (
+            f' AND contact_id IN (SELECT contact_id FROM "{table}" WHERE {where} '  # noqa: S608
+            f"AND org_unit_id IN ({marks}))"
+        )
+        params += [*params, *unit_ids]
+        outer, outer_params = f"WHERE first.org_unit_id IN ({marks})", list(unit_ids)
+    sql = (
+        f'SELECT SUM(first.v), COUNT(*) FROM (SELECT org_unit_id, "{column}" AS v, '  # noqa: S608
+        "MIN(submitted_on || ' ' || (1000000000000000 + id)) AS k "
+        f'FROM "{table}" WHERE {where} GROUP BY +contact_id) first {outer}'
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *outer_params])
+        total, contacts = cursor.fetchone()
+    return _round(total), contacts or 0
 
 
 def _sample_baseline(indicator: Indicator, unit_ids: list[int] | None) -> tuple[float | None, int]:
@@ -125,7 +222,11 @@ def indicator_data(indicator: Indicator, unit_ids: list[int] | None) -> dict[str
                 strict=True,
             )
         ]
-        base_series = numeric_series(indicator.baseline_question, filters)
+        base_series = (
+            series
+            if indicator.baseline_question_id == indicator.follow_up_question_id
+            else numeric_series(indicator.baseline_question, filters)
+        )
         rates = [r for r in base_series["response_rate"] if r is not None]
         baseline_rate = round(statistics.fmean(rates), 2) if rates else None
     sums = [p["sum"] for p in follow_up if p["sum"] is not None]

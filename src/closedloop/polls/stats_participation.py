@@ -18,6 +18,7 @@ from closedloop.polls.models import (
     Contact,
     ContactGroup,
     GroupRole,
+    Poll,
     PollRun,
     Response,
     ResponseStatus,
@@ -124,19 +125,35 @@ def participation_matrix(
 
 
 def recent_pollruns(membership: Membership, limit: int = TOP) -> list[dict[str, Any]]:
-    """The newest visible poll runs with participants (E+P+C) and responses (C, P)."""
-    unit_ids = selectors.panel_unit_ids(membership)
-    scope = Q(responses__is_active=True) & selectors.unit_filter(unit_ids, "responses__org_unit_id")
-    runs = (
+    """The newest visible poll runs with participants (E+P+C) and responses (C, P).
+
+    The ``limit`` newest runs are picked first (index on ``conducted_on``), then their
+    active responses are counted in ONE ``GROUP BY pollrun`` restricted to those runs —
+    never a count over every poll run of the account.
+    """
+    runs = list(
         selectors.visible_pollruns(membership)
         .select_related("poll", "panel")
-        .annotate(
-            participants=Count("responses", filter=scope),
-            complete=Count("responses", filter=scope & Q(responses__status=C)),
-            partial=Count("responses", filter=scope & Q(responses__status=P)),
-        )
         .order_by("-conducted_on", "-pk")[:limit]
     )
+    if not runs:
+        return []
+    counts = {
+        row["pollrun_id"]: row
+        for row in Response.objects.filter(
+            selectors.unit_filter(selectors.panel_unit_ids(membership)),
+            pollrun_id__in=[run.pk for run in runs],
+            is_active=True,
+        )
+        .values("pollrun_id")
+        .annotate(
+            participants=Count("pk"),
+            complete=Count("pk", filter=Q(status=C)),
+            partial=Count("pk", filter=Q(status=P)),
+        )
+        .order_by()
+    }
+    zero = {"participants": 0, "complete": 0, "partial": 0}
     return [
         {
             "id": run.pk,
@@ -145,12 +162,30 @@ def recent_pollruns(membership: Membership, limit: int = TOP) -> list[dict[str, 
             "date": run.local_date.isoformat(),
             "conducted_on": run.conducted_on.isoformat(),
             "panel": {"id": run.panel_id, "name": run.panel.name} if run.panel else None,
-            "participants": run.participants,
-            "responses": run.complete,
-            "partial": run.partial,
+            "participants": counts.get(run.pk, zero)["participants"],
+            "responses": counts.get(run.pk, zero)["complete"],
+            "partial": counts.get(run.pk, zero)["partial"],
         }
         for run in runs
     ]
+
+
+def _recent_responses(membership: Membership, days: int) -> QuerySet[Response]:
+    """Non-empty active responses of the last ``days`` account-local days in scope.
+
+    ``poll_id IN (the account's polls)`` restricts nothing (every response belongs to one
+    of them) but turns the date condition into one range per poll on the
+    ``(account, poll, local_date)`` index instead of a scan of every response.
+    """
+    since = account_today(membership.account) - dt.timedelta(days=days - 1)
+    poll_ids = list(Poll.objects.values_list("pk", flat=True))
+    return Response.objects.filter(
+        selectors.unit_filter(selectors.panel_unit_ids(membership)),
+        poll_id__in=poll_ids,
+        local_date__gte=since,
+        is_active=True,
+        status__in=[P, C],
+    )
 
 
 def active_groups(
@@ -158,13 +193,7 @@ def active_groups(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Most active panels and cohorts: distinct contacts with a non-empty active response
     in the last ``days`` days (account-local), top ``limit`` each."""
-    since = account_today(membership.account) - dt.timedelta(days=days - 1)
-    base = Response.objects.filter(
-        selectors.unit_filter(selectors.panel_unit_ids(membership)),
-        is_active=True,
-        status__in=[P, C],
-        local_date__gte=since,
-    )
+    base = _recent_responses(membership, days)
     by_unit = list(
         base.exclude(org_unit_id=None)
         .values("org_unit_id")
@@ -177,15 +206,18 @@ def active_groups(
         for r in by_unit
     ]
     groups = cohort_groups()
+    cohorts: list[dict[str, Any]] = []
+    if not groups:
+        return panels, cohorts
+    # the window's contacts first, then their cohorts (not every cohort member's responses)
     by_cohort = (
-        base.filter(contact__person__cohorts__in=list(groups))
-        .values("contact__person__cohorts")
-        .annotate(contacts=Count("contact_id", distinct=True))
-        .order_by("-contacts", "contact__person__cohorts")[:limit]
+        Contact.objects.filter(pk__in=base.values("contact_id"), person__cohorts__in=list(groups))
+        .values("person__cohorts")
+        .annotate(contacts=Count("pk", distinct=True))
+        .order_by("-contacts", "person__cohorts")[:limit]
     )
-    cohorts = []
     for r in by_cohort:
-        group = groups[r["contact__person__cohorts"]]
+        group = groups[r["person__cohorts"]]
         cohorts.append({"id": group.pk, "name": group.name, "contacts": r["contacts"]})
     return panels, cohorts
 

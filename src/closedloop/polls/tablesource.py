@@ -21,6 +21,7 @@ from closedloop.core.tablesource import SourceColumn, table_sources
 from closedloop.people.selectors import unit_path_labels
 from closedloop.polls.models import Answer, ContactGroup, GroupRole, Question, QuestionType
 from closedloop.polls.selectors import visible_contacts
+from closedloop.registry.models import OrgUnit
 
 KEY = "polls"
 BUILTIN = [
@@ -90,8 +91,9 @@ def latest_answers(
     question: Question, start: dt.date | None, end: dt.date | None
 ) -> dict[int, tuple[str, float | None, str]]:
     """``{contact id: (value, value_number, category)}`` of each contact's newest active
-    answer to ``question`` within [start, end] — one query over the question's answers
-    (DISTINCT ON on PostgreSQL; SQLite's MAX() picks the bare columns of the newest row)."""
+    answer to ``question`` within [start, end] (newest by submission time, then id) — one
+    query over the question's answers: DISTINCT ON on PostgreSQL (measured faster there
+    than a window function or a MAX() join back), ROW_NUMBER() on SQLite."""
     table = Answer._meta.db_table
     where = ["account_id = %s", "question_id = %s", "is_active = %s"]
     params: list[Any] = [question.account_id, question.pk, True]
@@ -109,9 +111,14 @@ def latest_answers(
             "ORDER BY contact_id, submitted_on DESC, id DESC"
         )
     else:
+        # "+contact_id": partitioning by an expression keeps SQLite from walking the
+        # (question, contact, day) index with one random table lookup per answer; it reads
+        # the answers through the chart index in storage order and sorts them (~2x faster)
         sql = (
-            f"SELECT contact_id, value, value_number, category, MAX(submitted_on) "  # noqa: S608
-            f'FROM "{table}" WHERE {condition} GROUP BY contact_id'
+            "SELECT contact_id, value, value_number, category FROM ("  # noqa: S608
+            "SELECT contact_id, value, value_number, category, ROW_NUMBER() OVER ("
+            "PARTITION BY +contact_id ORDER BY submitted_on DESC, id DESC) AS newest "
+            f'FROM "{table}" WHERE {condition}) ranked WHERE newest = 1'
         )
         params = [p.isoformat() if isinstance(p, dt.date) else p for p in params]
     with connection.cursor() as cursor:
@@ -135,30 +142,53 @@ class PollsTableSource:
     def rows(
         self, *, account: Any, membership: Any, params: dict[str, Any]
     ) -> Iterator[dict[str, Any]]:
-        contacts = visible_contacts(membership).filter(is_active=True)
-        contacts = contacts.select_related("panel", "org_unit").order_by("pk")
+        # plain values, not model instances: the org unit rows (geometry left out) are
+        # read once per unit, not once per contact
+        contacts = (
+            visible_contacts(membership)
+            .filter(is_active=True)
+            .order_by("pk")
+            .values_list(
+                "pk",
+                "uuid",
+                "person_id",
+                "name",
+                "urns",
+                "panel__name",
+                "org_unit_id",
+                "group_uuids",
+                "language",
+                "status",
+            )
+        )
         questions = _question_columns(_questions(params))
         start, end = _date(params.get("start")), _date(params.get("end"))
         values = {q.pk: latest_answers(q, start, end) for q, _n, _c in questions}
         batch = list(contacts)
+        units = {
+            u.pk: u
+            for u in OrgUnit.objects.filter(pk__in={c[6] for c in batch if c[6]}).only(
+                "pk", "name", "path"
+            )
+        }
+        paths = unit_path_labels(list(units.values()))
         cohorts = _cohort_names(batch)
-        paths = unit_path_labels([c.org_unit for c in batch])
-        for contact in batch:
-            unit = contact.org_unit
+        for pk, uuid, person_id, name, urns, panel, unit_id, _g, language, status in batch:
+            unit = units.get(unit_id) if unit_id else None
             path = paths.get(unit.pk, "") if unit else ""
             row: dict[str, Any] = {
-                "contact uuid": contact.uuid,
-                "person id": contact.person_id,
-                "name": contact.name,
-                "phones": SEP.join(u for u in contact.urns if str(u).startswith("tel:")) or None,
-                "panel": contact.panel.name if contact.panel else None,
+                "contact uuid": uuid,
+                "person id": person_id,
+                "name": name,
+                "phones": SEP.join(u for u in urns or [] if str(u).startswith("tel:")) or None,
+                "panel": panel,
                 "panel path": (f"{path} › {unit.name}" if path else unit.name) if unit else None,
-                "cohorts": SEP.join(cohorts.get(contact.pk, [])) or None,
-                "language": contact.language or None,
-                "status": contact.status,
+                "cohorts": SEP.join(cohorts.get(pk, [])) or None,
+                "language": language or None,
+                "status": status,
             }
             for question, name, category in questions:
-                found = values[question.pk].get(contact.pk)
+                found = values[question.pk].get(pk)
                 if found is None:
                     row[name] = row[category] = None
                     continue
@@ -168,10 +198,11 @@ class PollsTableSource:
             yield row
 
 
-def _cohort_names(contacts: list[Any]) -> dict[int, list[str]]:
-    """Cohort group names per contact from its group uuids (one query)."""
+def _cohort_names(contacts: list[tuple[Any, ...]]) -> dict[int, list[str]]:
+    """Cohort group names per contact (rows of ``rows()``: pk first, group uuids eighth)
+    from its group uuids (one query)."""
     names = dict(ContactGroup.objects.filter(role=GroupRole.COHORT).values_list("uuid", "name"))
-    return {c.pk: sorted(names[u] for u in (c.group_uuids or []) if u in names) for c in contacts}
+    return {c[0]: sorted(names[u] for u in (c[7] or []) if u in names) for c in contacts}
 
 
 def register_table_source() -> None:

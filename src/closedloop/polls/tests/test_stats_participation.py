@@ -220,6 +220,29 @@ def test_indicator_real_answers(polls_world):
     assert [p["sum"] for p in sam["follow_up"]] == [6.0, 3.0]
 
 
+def test_indicator_baseline_ties_and_first_answer_outside_the_units(polls_world):
+    """Ties on submission time go to the lower answer id; a contact whose first answer
+    lies outside the member's units does not count with a later answer inside them."""
+    pw = polls_world
+    at = pw.run2.conducted_on + dt.timedelta(hours=1)
+    with account_scope(pw.w.account):
+        mover = t.make_contact(pw.connection, "Mover", pw.south)
+        t.make_response(pw.run1, mover, {pw.q_children: 10})  # first: in the South
+        mover.org_unit_id = pw.north.org_unit_id
+        mover.save()
+        t.make_response(pw.run2, mover, {pw.q_children: 1})  # later: in the North
+        twin = t.make_contact(pw.connection, "Twin", pw.north)
+        t.make_response(pw.run2, twin, {pw.q_children: 100}, at=at)  # lower id wins the tie
+        t.make_response(pw.run1, twin, {pw.q_children: 7}, at=at)
+        indicator = _indicator(pw)
+        data = stats.indicator_data(indicator, None)
+        sam = stats.indicator_data(indicator, stats.parse_filters(pw.w.sam_membership, {}).unit_ids)
+    # ana 2 + ben 4 + cara 6 + mover 10 + twin 100
+    assert data["baseline"] == 122.0 and data["baseline_contacts"] == 5
+    # ana 2 + ben 4 + twin 100; the mover's first answer is in the South
+    assert sam["baseline"] == 106.0 and sam["baseline_contacts"] == 3
+
+
 def test_indicator_goal_and_sum_rule(polls_world):
     pw = polls_world
     with account_scope(pw.w.account):
