@@ -126,6 +126,7 @@ def _build(ctx: Context) -> dict[str, Any]:  # noqa: PLR0915 - one linear script
 
     from closedloop.people.models import Cohort, Person
     from closedloop.polls import testing as t
+    from closedloop.polls.ingest_sql import ANSWER_COLUMNS, RESPONSE_COLUMNS
     from closedloop.polls.models import (
         Answer,
         Contact,
@@ -336,47 +337,8 @@ def _build(ctx: Context) -> dict[str, Any]:  # noqa: PLR0915 - one linear script
                 )
     generated = time.perf_counter() - started
     started = time.perf_counter()
-    bulk_insert(
-        Response._meta.db_table,
-        [
-            "id",
-            "account_id",
-            "pollrun_id",
-            "poll_id",
-            "contact_id",
-            "run_uuid",
-            "status",
-            "is_active",
-            "created_on",
-            "updated_on",
-            "modified_on",
-            "exited_on",
-            "exit_type",
-            "local_date",
-            "org_unit_id",
-        ],
-        response_rows,
-    )
-    bulk_insert(
-        Answer._meta.db_table,
-        [
-            "id",
-            "account_id",
-            "response_id",
-            "question_id",
-            "pollrun_id",
-            "contact_id",
-            "org_unit_id",
-            "is_active",
-            "local_date",
-            "value",
-            "value_number",
-            "day_sum",
-            "category",
-            "submitted_on",
-        ],
-        answer_rows,
-    )
+    bulk_insert(Response._meta.db_table, list(RESPONSE_COLUMNS), response_rows)
+    bulk_insert(Answer._meta.db_table, ["id", *ANSWER_COLUMNS], answer_rows)
     bulk_insert(
         WordCount._meta.db_table,
         ["id", "account_id", "question_id", "pollrun_id", "org_unit_id", "word", "count"],
