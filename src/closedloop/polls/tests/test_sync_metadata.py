@@ -22,12 +22,14 @@ from closedloop.polls.models import (
     Question,
     QuestionType,
 )
+from closedloop.polls.rapidpro_double import payloads
 from closedloop.polls.tests.sync_helpers import SQUARE, activate, arrange, choose, connect
 from closedloop.registry.models import OrgUnit
 
 pytestmark = pytest.mark.django_db
 
-LEGACY_DEFINITIONS = Path("/work/shared/fixtures/rapidpro-v2/definitions.json")
+#: the sample definitions payload shipped with the double: legacy (pre-spec-13) flow format
+LEGACY_DEFINITIONS = Path(payloads.__file__).parent / "definitions.json"
 
 
 @pytest.fixture
